@@ -1,0 +1,1 @@
+//! Kernels of the layers around dropout, one module per layer family.

@@ -1,0 +1,27 @@
+//! dropcore: dropout and its family at the speed of memory.
+//!
+//! Every random decision is a pure function of `(seed, index)` through the
+//! counter-based Philox4x32-10 generator ([`rng`]), so results never depend on the
+//! number of threads or on how an array is chunked. Kernels take plain slices,
+//! shapes, `p`, a seed and an offset; they know nothing of Python, modules or graphs.
+//!
+//! - [`rng`]: Philox4x32-10, the word stream, scalar and AVX2 paths.
+//! - [`parallel`]: the private rayon pool and index-preserving chunking.
+//! - [`dropout`]: element dropout forward / backward / in place.
+//! - [`variants`]: channel, alpha, Gaussian, DropBlock, DropPath, DropConnect.
+//! - [`layers`]: kernels of the layers around dropout (BatchNorm, fused epilogues).
+//! - `python` (feature `python`): the PyO3 binding, the only module that knows Python.
+
+pub mod dropout;
+pub mod error;
+pub mod float;
+pub mod layers;
+pub mod parallel;
+pub mod rng;
+pub mod variants;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{EngineError, Result};
+pub use float::Real;

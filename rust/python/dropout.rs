@@ -1,0 +1,108 @@
+//! Binding of the RNG, the thread pool and element dropout.
+
+use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use super::{dispatch_float, float_array, new_array, require_contiguous, Elem};
+use crate::dropout::{dropout_forward, dropout_forward_inplace, DropoutRule};
+use crate::{parallel, rng};
+
+/// Words `offset .. offset + n` of the Philox stream of `seed`, as uint32.
+#[pyfunction]
+fn philox_words<'py>(py: Python<'py>, seed: u64, offset: u64, n: usize) -> Bound<'py, PyArray1<u32>> {
+    let mut out = vec![0u32; n];
+    py.detach(|| rng::fill_words(seed, offset, &mut out));
+    PyArray1::from_vec(py, out)
+}
+
+/// One Philox4x32-10 block: `counter` (4 words) under `key` (2 words).
+#[pyfunction]
+fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    rng::philox4x32_10(counter, key)
+}
+
+/// Dropout with words `offset ..` of `seed`; returns a new array, or `x` itself when
+/// `inplace` (then `x` must be writeable).
+#[pyfunction]
+#[pyo3(signature = (x, p, seed, offset, inverted = true, inplace = false))]
+fn dropout<'py>(
+    x: &Bound<'py, PyAny>,
+    p: f64,
+    seed: u64,
+    offset: u64,
+    inverted: bool,
+    inplace: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let rule = DropoutRule::new(p, inverted)?;
+    dispatch_float!(float_array(x, "input")?, |a| dropout_typed(a, rule, seed, offset, inplace))
+}
+
+fn dropout_typed<'py, T: Elem>(
+    a: Bound<'py, PyArrayDyn<T>>,
+    rule: DropoutRule,
+    seed: u64,
+    offset: u64,
+    inplace: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = a.py();
+    require_contiguous(&a, "input")?;
+    if inplace {
+        let mut rw = a
+            .try_readwrite()
+            .map_err(|e| PyValueError::new_err(format!("inplace dropout needs a writeable array: {e}")))?;
+        let xs = rw.as_slice_mut()?;
+        py.detach(|| dropout_forward_inplace(xs, rule, seed, offset));
+        drop(rw);
+        return Ok(a.into_any());
+    }
+    let out = new_array::<T>(py, a.shape());
+    {
+        let ro = a.readonly();
+        let xs = ro.as_slice()?;
+        let mut rw = out.readwrite();
+        let os = rw.as_slice_mut()?;
+        py.detach(|| dropout_forward(xs, os, rule, seed, offset))?;
+    }
+    Ok(out.into_any())
+}
+
+/// Threads dropcore's kernels use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    parallel::num_threads()
+}
+
+/// Set the threads dropcore's kernels use (>= 1).
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    Ok(parallel::set_num_threads(n)?)
+}
+
+/// The instruction set the kernels picked at run time ("avx2" or "scalar").
+#[pyfunction]
+fn simd_isa() -> &'static str {
+    match rng::isa() {
+        rng::Isa::Avx2 => "avx2",
+        rng::Isa::Avx512 => "avx512",
+        rng::Isa::Scalar => "scalar",
+    }
+}
+
+/// Panics on purpose, inside the released-GIL region: tests check it surfaces as a
+/// Python exception instead of aborting the interpreter.
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>, message: String) {
+    py.detach(|| parallel::install(|| panic!("{message}")))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(philox_words, m)?)?;
+    m.add_function(wrap_pyfunction!(philox4x32_10, m)?)?;
+    m.add_function(wrap_pyfunction!(dropout, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_isa, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Binding of the variants kernels.
+
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! Philox4x32-10 (Salmon, Moraes, Dror & Shaw, "Parallel random numbers: as easy as
+//! 1, 2, 3", SC 2011) and dropcore's word stream.
+//!
+//! One round maps counter `(c0, c1, c2, c3)` with key `(k0, k1)` to
+//! `(hi(M1*c2) ^ c1 ^ k0, lo(M1*c2), hi(M0*c0) ^ c3 ^ k1, lo(M0*c0))`
+//! with `M0 = 0xD2511F53`, `M1 = 0xCD9E8D57`; the key is bumped by the Weyl
+//! constants `(0x9E3779B9, 0xBB67AE85)` between rounds; ten rounds.
+//!
+//! Word stream (SPEC §2): word `j` of `seed` is output word `j % 4` of
+//! `philox4x32_10(counter = (b as u32, (b >> 32) as u32, 0, 0), key = (seed as u32, (seed >> 32) as u32))`
+//! with `b = j / 4`. Every word is a pure function of `(seed, j)`.
+//!
+//! [`fill_words`] is the bulk path: an AVX2 kernel (chosen at run time) that runs
+//! eight Philox blocks side by side, and a scalar fallback that gives the same bits.
+
+pub const PHILOX_M0: u32 = 0xD251_1F53;
+pub const PHILOX_M1: u32 = 0xCD9E_8D57;
+pub const PHILOX_W0: u32 = 0x9E37_79B9;
+pub const PHILOX_W1: u32 = 0xBB67_AE85;
+
+/// Words produced per SIMD step (32 Philox blocks); kernels work in blocks of this
+/// many elements.
+pub const BLOCK: usize = 128;
+/// Philox blocks per SIMD step.
+const BLOCKS_PER_STEP: usize = BLOCK / 4;
+
+#[inline(always)]
+fn mulhilo(a: u32, b: u32) -> (u32, u32) {
+    let p = (a as u64) * (b as u64);
+    ((p >> 32) as u32, p as u32)
+}
+
+/// Philox4x32 with 10 rounds: the reference implementation every fast path must equal.
+#[inline]
+pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let [mut c0, mut c1, mut c2, mut c3] = counter;
+    let [mut k0, mut k1] = key;
+    for round in 0..10 {
+        if round > 0 {
+            k0 = k0.wrapping_add(PHILOX_W0);
+            k1 = k1.wrapping_add(PHILOX_W1);
+        }
+        let (hi0, lo0) = mulhilo(PHILOX_M0, c0);
+        let (hi1, lo1) = mulhilo(PHILOX_M1, c2);
+        (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0);
+    }
+    [c0, c1, c2, c3]
+}
+
+#[inline(always)]
+fn key_of(seed: u64) -> [u32; 2] {
+    [seed as u32, (seed >> 32) as u32]
+}
+
+/// The four words of Philox block `b` (words `4b .. 4b+4`) of `seed`.
+#[inline(always)]
+pub fn block(seed: u64, b: u64) -> [u32; 4] {
+    philox4x32_10([b as u32, (b >> 32) as u32, 0, 0], key_of(seed))
+}
+
+/// Word `index` of the stream of `seed` (scalar; for tests and odd single words).
+#[inline]
+pub fn word(seed: u64, index: u64) -> u32 {
+    block(seed, index / 4)[(index % 4) as usize]
+}
+
+/// Keep threshold for drop probability `p`: an element is kept iff `word < T`, with
+/// `T = round((1 - p) * 2^32)` computed in f64 (so `p = 0` keeps all, `p = 1` none).
+#[inline]
+pub fn keep_threshold(p: f64) -> u64 {
+    ((1.0 - p) * 4_294_967_296.0).round() as u64
+}
+
+/// Instruction sets the bulk paths can use, detected once at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable code; the reference every other path must equal bit for bit.
+    Scalar,
+    /// x86-64 AVX2: eight Philox blocks per vector, two vectors interleaved.
+    Avx2,
+    /// x86-64 AVX-512F: sixteen Philox blocks per vector.
+    Avx512,
+}
+
+/// The best instruction set of this CPU, unless `DROPCORE_SIMD=off` (or `scalar`)
+/// asks for the portable path, or `DROPCORE_SIMD=avx2` caps it at AVX2.
+pub fn isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        let off = std::env::var("DROPCORE_SIMD")
+            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "scalar" | "none"))
+            .unwrap_or(false);
+        if off {
+            return Isa::Scalar;
+        }
+        let level = std::env::var("DROPCORE_SIMD").map(|v| v.trim().to_ascii_lowercase()).unwrap_or_default();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if level != "avx2" && std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Scalar
+    })
+}
+
+/// Fill `out` with words `offset .. offset + out.len()` of the stream of `seed`.
+pub fn fill_words(seed: u64, offset: u64, out: &mut [u32]) {
+    fill_words_with(isa(), seed, offset, out)
+}
+
+/// [`fill_words`] on an explicit instruction set (what the kernels and tests call).
+pub fn fill_words_with(isa: Isa, seed: u64, offset: u64, out: &mut [u32]) {
+    match isa {
+        Isa::Scalar => fill_words_scalar(seed, offset, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` is only ever produced by `isa()` after
+        // `is_x86_feature_detected!("avx2")` returned true on this CPU (tests pass it
+        // only under the same check).
+        Isa::Avx2 => unsafe { avx2::fill_words(seed, offset, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx512` is only produced after `is_x86_feature_detected!("avx512f")`.
+        Isa::Avx512 => unsafe { avx512::fill_words(seed, offset, out) },
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx2 | Isa::Avx512 => fill_words_scalar(seed, offset, out),
+    }
+}
+
+
+/// The scalar fill: block at a time, with a partial block at each end.
+pub fn fill_words_scalar(seed: u64, offset: u64, out: &mut [u32]) {
+    let mut j = offset;
+    let mut k = 0;
+    while k < out.len() {
+        let w = block(seed, j / 4);
+        let lane = (j % 4) as usize;
+        let take = (4 - lane).min(out.len() - k);
+        out[k..k + take].copy_from_slice(&w[lane..lane + take]);
+        k += take;
+        j = j.wrapping_add(take as u64);
+    }
+}
+
+/// Bulk fill over whole [`BLOCK`]-word steps, given a generator `step` of the
+/// [`BLOCK`] words of blocks `b .. b + BLOCK/4`; a stream that does not start on a
+/// block boundary takes one extra scalar block per step.
+#[inline(always)]
+fn fill_words_stepped(seed: u64, offset: u64, out: &mut [u32], step: impl Fn(u64, &mut [u32; BLOCK])) {
+    let skip = (offset % 4) as usize;
+    let mut b = offset / 4;
+    let mut buf = [0u32; BLOCK + 4];
+    for dst in out.chunks_mut(BLOCK) {
+        if skip == 0 && dst.len() == BLOCK {
+            step(b, dst.try_into().expect("chunk of BLOCK words"));
+        } else {
+            let (head, tail) = buf.split_at_mut(BLOCK);
+            step(b, head.try_into().expect("BLOCK words"));
+            if skip + dst.len() > BLOCK {
+                tail.copy_from_slice(&block(seed, b.wrapping_add(BLOCKS_PER_STEP as u64)));
+            }
+            dst.copy_from_slice(&buf[skip..skip + dst.len()]);
+        }
+        b = b.wrapping_add(BLOCKS_PER_STEP as u64);
+    }
+}
+
+/// Low and high counter halves of the blocks of one step starting at `first_block`
+/// (the slow path SIMD code takes when the low half wraps inside the step).
+#[cfg(target_arch = "x86_64")]
+fn split_counters(first_block: u64) -> ([u32; BLOCKS_PER_STEP], [u32; BLOCKS_PER_STEP]) {
+    let mut lo = [0u32; BLOCKS_PER_STEP];
+    let mut hi = [0u32; BLOCKS_PER_STEP];
+    for k in 0..BLOCKS_PER_STEP {
+        let b = first_block.wrapping_add(k as u64);
+        lo[k] = b as u32;
+        hi[k] = (b >> 32) as u32;
+    }
+    (lo, hi)
+}
+
+/// Whether the low counter half wraps inside the step starting at `first_block`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn wraps(first_block: u64) -> bool {
+    (first_block as u32) > u32::MAX - (BLOCKS_PER_STEP as u32 - 1)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    //! Philox4x32-10 on AVX2: lane `k` of each of four vectors holds word 0..3 of
+    //! one block. `_mm256_mul_epu32` multiplies the even 32-bit lanes into 64-bit
+    //! products; the odd lanes go through a 32-bit shift first, and blends put the
+    //! high and low halves back in place. Two groups of eight blocks are
+    //! interleaved so the multiplier latency is hidden (four spill registers).
+
+    use super::*;
+    use std::arch::x86_64::*;
+
+    const GROUPS: usize = 2;
+    const HALF: usize = 8 * GROUPS;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn mulhilo(a: __m256i, m: __m256i) -> (__m256i, __m256i) {
+        let even = _mm256_mul_epu32(a, m);
+        let odd = _mm256_mul_epu32(_mm256_srli_epi64::<32>(a), m);
+        let hi = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(even), odd);
+        let lo = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
+        (hi, lo)
+    }
+
+    /// The [`BLOCK`] words of blocks `first_block ..` in stream order.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn step(seed: u64, first_block: u64, out: &mut [u32; BLOCK]) {
+        for (h, dst) in out.chunks_exact_mut(4 * HALF).enumerate() {
+            half_step(seed, first_block.wrapping_add((h * HALF) as u64), dst.try_into().expect("4 * HALF words"));
+        }
+    }
+
+    /// The words of blocks `first_block .. first_block + HALF`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn half_step(seed: u64, first_block: u64, out: &mut [u32; 4 * HALF]) {
+        let zero = _mm256_setzero_si256();
+        let mut c0 = [zero; GROUPS];
+        let mut c1 = [zero; GROUPS];
+        if wraps(first_block) {
+            let (lo, hi) = split_counters(first_block);
+            for g in 0..GROUPS {
+                // SAFETY: `lo`/`hi` hold BLOCKS_PER_STEP >= 8 * GROUPS u32; this reads 8 at offset 8g.
+                unsafe {
+                    c0[g] = _mm256_loadu_si256(lo.as_ptr().add(8 * g) as *const __m256i);
+                    c1[g] = _mm256_loadu_si256(hi.as_ptr().add(8 * g) as *const __m256i);
+                }
+            }
+        } else {
+            // No carry into the high word inside this step: counters are lo + lane.
+            let lo = _mm256_add_epi32(_mm256_set1_epi32(first_block as u32 as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            for g in 0..GROUPS {
+                c0[g] = _mm256_add_epi32(lo, _mm256_set1_epi32(8 * g as i32));
+                c1[g] = _mm256_set1_epi32((first_block >> 32) as u32 as i32);
+            }
+        }
+        let mut c2 = [zero; GROUPS];
+        let mut c3 = [zero; GROUPS];
+        let m0 = _mm256_set1_epi32(PHILOX_M0 as i32);
+        let m1 = _mm256_set1_epi32(PHILOX_M1 as i32);
+        let mut k0 = seed as u32;
+        let mut k1 = (seed >> 32) as u32;
+        for round in 0..10 {
+            if round > 0 {
+                k0 = k0.wrapping_add(PHILOX_W0);
+                k1 = k1.wrapping_add(PHILOX_W1);
+            }
+            let vk0 = _mm256_set1_epi32(k0 as i32);
+            let vk1 = _mm256_set1_epi32(k1 as i32);
+            for g in 0..GROUPS {
+                let (hi0, lo0) = mulhilo(c0[g], m0);
+                let (hi1, lo1) = mulhilo(c2[g], m1);
+                c0[g] = _mm256_xor_si256(_mm256_xor_si256(hi1, c1[g]), vk0);
+                c1[g] = lo1;
+                c2[g] = _mm256_xor_si256(_mm256_xor_si256(hi0, c3[g]), vk1);
+                c3[g] = lo0;
+            }
+        }
+        for g in 0..GROUPS {
+            // 4x8 transpose: each block's four words become consecutive.
+            let t0 = _mm256_unpacklo_epi32(c0[g], c1[g]); // b0w0 b0w1 b1w0 b1w1 | b4.. b5..
+            let t1 = _mm256_unpacklo_epi32(c2[g], c3[g]); // b0w2 b0w3 b1w2 b1w3 | b4.. b5..
+            let t2 = _mm256_unpackhi_epi32(c0[g], c1[g]); // b2, b3 | b6, b7 (words 0, 1)
+            let t3 = _mm256_unpackhi_epi32(c2[g], c3[g]); // b2, b3 | b6, b7 (words 2, 3)
+            let b04 = _mm256_unpacklo_epi64(t0, t1); // b0 | b4
+            let b15 = _mm256_unpackhi_epi64(t0, t1); // b1 | b5
+            let b26 = _mm256_unpacklo_epi64(t2, t3); // b2 | b6
+            let b37 = _mm256_unpackhi_epi64(t2, t3); // b3 | b7
+            let rows = [
+                _mm256_permute2x128_si256::<0x20>(b04, b15), // b0 b1
+                _mm256_permute2x128_si256::<0x20>(b26, b37), // b2 b3
+                _mm256_permute2x128_si256::<0x31>(b04, b15), // b4 b5
+                _mm256_permute2x128_si256::<0x31>(b26, b37), // b6 b7
+            ];
+            for (q, v) in rows.iter().enumerate() {
+                // SAFETY: group g, row q writes words 32g + 8q .. + 8 <= 4 * HALF of `out`.
+                unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(32 * g + 8 * q) as *mut __m256i, *v) };
+            }
+        }
+    }
+
+    /// AVX2 [`super::fill_words`].
+    #[target_feature(enable = "avx2")]
+    pub fn fill_words(seed: u64, offset: u64, out: &mut [u32]) {
+        fill_words_stepped(seed, offset, out, |b, dst| step(seed, b, dst));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    //! Philox4x32-10 on AVX-512F: sixteen blocks per vector, two groups interleaved.
+    //! The 32x32 -> 64-bit products come from `_mm512_mul_epu32` on even and odd
+    //! lanes; one masked pair-swapping shuffle each puts the high and low halves in
+    //! place, and a ternary-logic op does the three-way XOR.
+
+    use super::*;
+    use std::arch::x86_64::*;
+
+    const GROUPS: usize = BLOCKS_PER_STEP / 16;
+    const SWAP_PAIRS: _MM_PERM_ENUM = 0xB1;
+    const XOR3: i32 = 0x96;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mulhilo(a: __m512i, m: __m512i) -> (__m512i, __m512i) {
+        let even = _mm512_mul_epu32(a, m);
+        let odd = _mm512_mul_epu32(_mm512_srli_epi64::<32>(a), m);
+        let hi = _mm512_mask_shuffle_epi32::<SWAP_PAIRS>(odd, 0x5555, even);
+        let lo = _mm512_mask_shuffle_epi32::<SWAP_PAIRS>(even, 0xAAAA, odd);
+        (hi, lo)
+    }
+
+    /// Four vectors of word 0..3 of sixteen blocks -> four rows of 16 words in stream order.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn transpose(c0: __m512i, c1: __m512i, c2: __m512i, c3: __m512i) -> [__m512i; 4] {
+        // Per 128-bit lane i (blocks 4i..4i+3): gather each block's four words ...
+        let t0 = _mm512_unpacklo_epi32(c0, c1);
+        let t1 = _mm512_unpacklo_epi32(c2, c3);
+        let t2 = _mm512_unpackhi_epi32(c0, c1);
+        let t3 = _mm512_unpackhi_epi32(c2, c3);
+        let v0 = _mm512_unpacklo_epi64(t0, t1); // b0 | b4 | b8  | b12
+        let v1 = _mm512_unpackhi_epi64(t0, t1); // b1 | b5 | b9  | b13
+        let v2 = _mm512_unpacklo_epi64(t2, t3); // b2 | b6 | b10 | b14
+        let v3 = _mm512_unpackhi_epi64(t2, t3); // b3 | b7 | b11 | b15
+        // ... then transpose the 4x4 grid of 128-bit lanes.
+        let p = _mm512_shuffle_i32x4::<0x44>(v0, v1); // b0 b4 b1 b5
+        let q = _mm512_shuffle_i32x4::<0x44>(v2, v3); // b2 b6 b3 b7
+        let r = _mm512_shuffle_i32x4::<0xEE>(v0, v1); // b8 b12 b9 b13
+        let s = _mm512_shuffle_i32x4::<0xEE>(v2, v3); // b10 b14 b11 b15
+        [
+            _mm512_shuffle_i32x4::<0x88>(p, q), // b0 b1 b2 b3
+            _mm512_shuffle_i32x4::<0xDD>(p, q), // b4 .. b7
+            _mm512_shuffle_i32x4::<0x88>(r, s), // b8 .. b11
+            _mm512_shuffle_i32x4::<0xDD>(r, s), // b12 .. b15
+        ]
+    }
+
+    /// The [`BLOCK`] words of blocks `first_block ..` in stream order.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn step(seed: u64, first_block: u64, out: &mut [u32; BLOCK]) {
+        let zero = _mm512_setzero_si512();
+        let mut c0 = [zero; GROUPS];
+        let mut c1 = [zero; GROUPS];
+        if wraps(first_block) {
+            let (lo, hi) = split_counters(first_block);
+            for g in 0..GROUPS {
+                // SAFETY: `lo`/`hi` hold 16 * GROUPS u32; this reads 16 at offset 16g.
+                unsafe {
+                    c0[g] = _mm512_loadu_si512(lo.as_ptr().add(16 * g) as *const _);
+                    c1[g] = _mm512_loadu_si512(hi.as_ptr().add(16 * g) as *const _);
+                }
+            }
+        } else {
+            // No carry into the high word inside this step: counters are lo + lane.
+            let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            let lo = _mm512_add_epi32(_mm512_set1_epi32(first_block as u32 as i32), iota);
+            for g in 0..GROUPS {
+                c0[g] = _mm512_add_epi32(lo, _mm512_set1_epi32(16 * g as i32));
+                c1[g] = _mm512_set1_epi32((first_block >> 32) as u32 as i32);
+            }
+        }
+        let mut c2 = [zero; GROUPS];
+        let mut c3 = [zero; GROUPS];
+        let m0 = _mm512_set1_epi32(PHILOX_M0 as i32);
+        let m1 = _mm512_set1_epi32(PHILOX_M1 as i32);
+        let mut k0 = seed as u32;
+        let mut k1 = (seed >> 32) as u32;
+        for round in 0..10 {
+            if round > 0 {
+                k0 = k0.wrapping_add(PHILOX_W0);
+                k1 = k1.wrapping_add(PHILOX_W1);
+            }
+            let vk0 = _mm512_set1_epi32(k0 as i32);
+            let vk1 = _mm512_set1_epi32(k1 as i32);
+            for g in 0..GROUPS {
+                let (hi0, lo0) = mulhilo(c0[g], m0);
+                let (hi1, lo1) = mulhilo(c2[g], m1);
+                c0[g] = _mm512_ternarylogic_epi32::<XOR3>(hi1, c1[g], vk0);
+                c1[g] = lo1;
+                c2[g] = _mm512_ternarylogic_epi32::<XOR3>(hi0, c3[g], vk1);
+                c3[g] = lo0;
+            }
+        }
+        for g in 0..GROUPS {
+            let rows = transpose(c0[g], c1[g], c2[g], c3[g]);
+            for (q, v) in rows.iter().enumerate() {
+                // SAFETY: group g, row q covers words 64g + 16q .. + 16 <= BLOCK of `out`.
+                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(64 * g + 16 * q) as *mut _, *v) };
+            }
+        }
+    }
+
+    /// AVX-512 [`super::fill_words`].
+    #[target_feature(enable = "avx512f")]
+    pub fn fill_words(seed: u64, offset: u64, out: &mut [u32]) {
+        fill_words_stepped(seed, offset, out, |b, dst| step(seed, b, dst));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answer_vectors_random123() {
+        assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+        assert_eq!(
+            philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
+        );
+        // Random123's third vector (pi digits).
+        assert_eq!(
+            philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
+            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
+        );
+    }
+
+    #[test]
+    fn word_stream_layout() {
+        let seed = 0x0123_4567_89ab_cdef_u64;
+        let b = (1u64 << 32) + 5; // a block index whose high half is non-zero
+        let w = philox4x32_10([b as u32, (b >> 32) as u32, 0, 0], [seed as u32, (seed >> 32) as u32]);
+        for lane in 0..4 {
+            assert_eq!(word(seed, 4 * b + lane as u64), w[lane]);
+        }
+    }
+
+    fn reference(seed: u64, offset: u64, n: usize) -> Vec<u32> {
+        (0..n as u64).map(|k| word(seed, offset.wrapping_add(k))).collect()
+    }
+
+    fn isas() -> Vec<Isa> {
+        let mut v = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            v.push(Isa::Avx2);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            v.push(Isa::Avx512);
+        }
+        v
+    }
+
+    #[test]
+    fn every_path_equals_the_scalar_word_bit_for_bit() {
+        for isa in isas() {
+            for &(seed, offset, n) in &[
+                (0u64, 0u64, 1000usize),
+                (42, 1, 333),
+                (7, 3, 64),
+                (u64::MAX, 4 * ((1u64 << 32) - 7) + 2, 301),
+                (3, 4 * ((1u64 << 32) - 40), 700), // counter carries into the high word
+                (99, 61, 1),
+                (5, 0, 0),
+            ] {
+                let mut out = vec![0u32; n];
+                fill_words_with(isa, seed, offset, &mut out);
+                assert_eq!(out, reference(seed, offset, n), "{isa:?} seed={seed} offset={offset} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn keep_threshold_edges() {
+        assert_eq!(keep_threshold(0.0), 1u64 << 32);
+        assert_eq!(keep_threshold(1.0), 0);
+        assert_eq!(keep_threshold(0.5), 1u64 << 31);
+        assert_eq!(keep_threshold(0.25), 3u64 << 30);
+    }
+}
