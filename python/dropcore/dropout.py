@@ -45,7 +45,8 @@ def _contiguous(x: np.ndarray) -> np.ndarray:
     """A C-contiguous, native-byte-order view of ``x``; copies only when it must."""
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
-    return np.ascontiguousarray(x)
+    # (np.ascontiguousarray would turn a 0-d array into a 1-d one.)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 def _check_writeable(x: np.ndarray) -> None:
@@ -60,6 +61,8 @@ def dropout(
     inplace: bool = False,
     generator: Generator | None = None,
     inverted: bool = True,
+    *,
+    out: np.ndarray | None = None,
 ) -> Any:
     """Randomly zero elements of ``input`` with probability ``p``.
 
@@ -75,6 +78,9 @@ def dropout(
         generator: the :class:`dropcore.Generator` to draw from (default: the global one).
         inverted: scale kept elements by ``1/(1-p)`` while training (the usual rule);
             ``False`` is the original rule: no scaling in training, ``* (1-p)`` at test.
+        out: NumPy path only: a writeable C-contiguous array of the input's dtype and
+            shape to write the result into (reusing a buffer saves the page faults a
+            fresh large array costs). ``out=input`` is the same as ``inplace=True``.
 
     Returns:
         The result; ``input`` itself for identity cases and successful ``inplace`` calls.
@@ -94,14 +100,38 @@ def dropout(
         if isinstance(input, Tensor):
             return _dropout_tensor(input, p, training, inplace, gen, inverted)
     x = _check_float_array(input)
+    if out is not None:
+        if out is x:
+            inplace, out = True, None
+        else:
+            _check_out(out, x)
     if inplace:
         _check_writeable(x)
-    if not training:
-        return _eval_scale(x, p, inverted, inplace)
-    if p == 0.0:
-        return x
+    if not training or p == 0.0:
+        y = _eval_scale(x, p, inverted if not training else True, inplace)
+        if out is None:
+            return y
+        out[...] = y
+        return out
     seed, offset = gen.take(x.size)
-    return _apply(x, p, seed, offset, inverted, inplace)
+    if out is not None and x.flags.c_contiguous and x.dtype.isnative:
+        return _core.dropout(x, p, seed, offset, inverted, False, out) if x.size else out
+    y = _apply(x, p, seed, offset, inverted, inplace)
+    if out is not None:
+        out[...] = y
+        return out
+    return y
+
+
+def _check_out(out: Any, x: np.ndarray) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, but got {type(out).__name__}")
+    if out.dtype != x.dtype or out.shape != x.shape:
+        raise ValueError(f"out must have the input's dtype and shape {x.dtype}{x.shape}, but has {out.dtype}{out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be C-contiguous and writeable")
+    if np.may_share_memory(out, x):
+        raise ValueError("out must not overlap the input (use inplace=True)")
 
 
 def _eval_scale(x: np.ndarray, p: float, inverted: bool, inplace: bool) -> np.ndarray:

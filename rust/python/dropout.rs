@@ -22,10 +22,11 @@ fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     rng::philox4x32_10(counter, key)
 }
 
-/// Dropout with words `offset ..` of `seed`; returns a new array, or `x` itself when
-/// `inplace` (then `x` must be writeable).
+/// Dropout with words `offset ..` of `seed`. Returns a new array; or `x` itself when
+/// `inplace` (then `x` must be writeable); or `out`, a writeable C-contiguous array of
+/// `x`'s dtype and shape that does not overlap `x`, when given.
 #[pyfunction]
-#[pyo3(signature = (x, p, seed, offset, inverted = true, inplace = false))]
+#[pyo3(signature = (x, p, seed, offset, inverted = true, inplace = false, out = None))]
 fn dropout<'py>(
     x: &Bound<'py, PyAny>,
     p: f64,
@@ -33,9 +34,10 @@ fn dropout<'py>(
     offset: u64,
     inverted: bool,
     inplace: bool,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let rule = DropoutRule::new(p, inverted)?;
-    dispatch_float!(float_array(x, "input")?, |a| dropout_typed(a, rule, seed, offset, inplace))
+    dispatch_float!(float_array(x, "input")?, |a| dropout_typed(a, rule, seed, offset, inplace, out))
 }
 
 fn dropout_typed<'py, T: Elem>(
@@ -44,9 +46,29 @@ fn dropout_typed<'py, T: Elem>(
     seed: u64,
     offset: u64,
     inplace: bool,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = a.py();
     require_contiguous(&a, "input")?;
+    let out = match out {
+        Some(o) if o.is(&a) => return dropout_typed(a, rule, seed, offset, true, None),
+        Some(o) => {
+            let o = o
+                .cast::<PyArrayDyn<T>>()
+                .map_err(|_| PyValueError::new_err("out must be an array of the input's dtype"))?
+                .clone();
+            require_contiguous(&o, "out")?;
+            if o.shape() != a.shape() {
+                return Err(PyValueError::new_err(format!(
+                    "out has shape {:?} but the input has shape {:?}",
+                    o.shape(),
+                    a.shape()
+                )));
+            }
+            o
+        }
+        None => new_array::<T>(py, a.shape()),
+    };
     if inplace {
         let mut rw = a
             .try_readwrite()
@@ -56,11 +78,13 @@ fn dropout_typed<'py, T: Elem>(
         drop(rw);
         return Ok(a.into_any());
     }
-    let out = new_array::<T>(py, a.shape());
     {
         let ro = a.readonly();
         let xs = ro.as_slice()?;
-        let mut rw = out.readwrite();
+        // Fails (rather than aliasing) if `out` overlaps `x` or is read-only.
+        let mut rw = out
+            .try_readwrite()
+            .map_err(|e| PyValueError::new_err(format!("out must be writeable and must not overlap the input: {e}")))?;
         let os = rw.as_slice_mut()?;
         py.detach(|| dropout_forward(xs, os, rule, seed, offset))?;
     }
