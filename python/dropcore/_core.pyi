@@ -1,0 +1,41 @@
+"""Type stubs for dropcore's Rust engine (``dropcore._core``).
+
+Kernels take C-contiguous float32/float64 arrays (the Python layer makes them so),
+release the GIL while they run, and read the Philox words ``offset ..`` of ``seed``.
+"""
+
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+_F = TypeVar("_F", np.float32, np.float64)
+
+__version__: str
+
+def philox4x32_10(counter: list[int], key: list[int]) -> list[int]:
+    """One Philox4x32-10 block: 4 counter words under a 2-word key."""
+
+def philox_words(seed: int, offset: int, n: int) -> npt.NDArray[np.uint32]:
+    """Words ``offset .. offset + n`` of the stream of ``seed``."""
+
+def dropout(
+    x: npt.NDArray[_F],
+    p: float,
+    seed: int,
+    offset: int,
+    inverted: bool = True,
+    inplace: bool = False,
+    out: npt.NDArray[_F] | None = None,
+) -> npt.NDArray[_F]:
+    """Element dropout: keep iff word < round((1-p) 2^32), kept * 1/(1-p) (or * 1 if not inverted).
+
+    Returns a new array, ``x`` itself when ``inplace``, or ``out`` when given.
+    """
+
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
+def simd_isa() -> str:
+    """The instruction set picked at run time: "avx512", "avx2" or "scalar"."""
+
+def _panic_for_tests(message: str) -> None: ...
