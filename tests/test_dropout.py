@@ -322,3 +322,24 @@ def test_bad_out_buffers_are_rejected(make_out, err):
 def test_binding_reports_shape_mismatch_with_both_shapes():
     with pytest.raises(ValueError, match=r"\[3\].*\[4\]"):
         _core.dropout(np.ones(4, np.float32), 0.5, 0, 0, True, False, np.ones(3, np.float32))
+
+
+def _child_dropout(queue):
+    x = np.ones(500_000, np.float32)
+    queue.put(dropout(x, 0.5, generator=dropcore.Generator(3)).sum())
+
+
+def test_the_thread_pool_survives_fork():
+    import multiprocessing as mp
+
+    # Use the pool in the parent first, so a forked child inherits a dead one.
+    x = np.ones(500_000, np.float32)
+    want = dropout(x, 0.5, generator=dropcore.Generator(3)).sum()
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_dropout, args=(queue,))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert got == want
