@@ -1,0 +1,224 @@
+"""Functional forms of dropcore's layers (``dropcore.nn.functional``), PyTorch's names.
+
+Each takes Tensors (recording the graph) and returns a Tensor; the dropout family
+also takes plain NumPy arrays. Fused ops (``linear``, ``batch_norm``, ``cross_entropy``)
+record one node with a hand-written backward instead of a chain of small ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .dropout import *  # noqa: F401,F403  (the dropout family)
+from .dropout import __all__ as _dropout_all
+from .tensor import Tensor, _as_array, _make_op, cat
+
+__all__ = [
+    "relu",
+    "leaky_relu",
+    "crelu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "linear",
+    "batch_norm",
+    "cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    *_dropout_all,
+]
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return input.relu()
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    a = input.data
+    slope = a.dtype.type(negative_slope)
+    pos = a > 0
+    return _make_op(np.where(pos, a, a * slope), (input,), lambda g: (np.where(pos, g, g * slope),), "LeakyReluBackward0")
+
+
+def crelu(input: Tensor, dim: int = 1) -> Tensor:
+    """Concatenated ReLU (Shang et al. 2016): ``cat([relu(x), relu(-x)], dim)``."""
+    return cat([input.relu(), (-input).relu()], dim)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return input.sigmoid()
+
+
+def tanh(input: Tensor) -> Tensor:
+    return input.tanh()
+
+
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    return input.softmax(dim)
+
+
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
+    return input.log_softmax(dim)
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` as one node; ``weight`` is (out_features, in_features).
+
+    The GEMMs are NumPy's (its BLAS); the bias is added in place on the fresh product,
+    so the forward makes one pass over the output.
+    """
+    x, w = input.data, weight.data
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    out = x2 @ w.T
+    if bias is not None:
+        out += bias.data
+    parents = (input, weight) if bias is None else (input, weight, bias)
+
+    def backward(g):
+        g2 = g.reshape(-1, w.shape[0])
+        gx = (g2 @ w).reshape(x.shape) if input.requires_grad else None
+        gw = g2.T @ x2 if weight.requires_grad else None
+        if bias is None:
+            return gx, gw
+        return gx, gw, g2.sum(axis=0) if bias.requires_grad else None
+
+    return _make_op(out.reshape(*lead, w.shape[0]), parents, backward, "AddmmBackward0")
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalisation (Ioffe & Szegedy 2015) over dim 1 of (N, C) or (N, C, L).
+
+    In training the batch statistics normalise (biased variance) and the running ones
+    are updated in place with PyTorch's rule (``(1-momentum) * old + momentum * new``,
+    unbiased variance); otherwise the running statistics normalise.
+    """
+    x = input.data
+    if x.ndim not in (2, 3):
+        raise ValueError(f"expected 2D or 3D input (got {x.ndim}D input)")
+    axes = (0,) if x.ndim == 2 else (0, 2)
+    shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
+    m = x.size // x.shape[1]
+    if training:
+        if m <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {x.shape}")
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * var * (m / (m - 1))
+    else:
+        mean, var = running_mean, running_var
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    xhat = (x - mean.astype(x.dtype).reshape(shape)) * inv_std.reshape(shape)
+    gamma = weight.data.reshape(shape) if weight is not None else None
+    out = xhat * gamma if gamma is not None else xhat.copy()
+    if bias is not None:
+        out += bias.data.reshape(shape)
+    parents = tuple(t for t in (input, weight, bias) if t is not None)
+
+    def backward(g):
+        dxhat = g * gamma if gamma is not None else g
+        if training:
+            # d/dx of (x - mean) / std with the batch statistics depending on x.
+            s1 = dxhat.sum(axis=axes, keepdims=True)
+            s2 = (dxhat * xhat).sum(axis=axes, keepdims=True)
+            gx = inv_std.reshape(shape) / m * (m * dxhat - s1 - xhat * s2)
+        else:
+            gx = dxhat * inv_std.reshape(shape)
+        grads = [gx.astype(x.dtype, copy=False)]
+        if weight is not None:
+            grads.append((g * xhat).sum(axis=axes))
+        if bias is not None:
+            grads.append(g.sum(axis=axes))
+        return tuple(grads)
+
+    return _make_op(out, parents, backward, "NativeBatchNormBackward0")
+
+
+def _reduce(loss: np.ndarray, reduction: str):
+    if reduction == "mean":
+        return loss.mean(dtype=loss.dtype), 1.0 / max(loss.size, 1)
+    if reduction == "sum":
+        return loss.sum(dtype=loss.dtype), 1.0
+    if reduction == "none":
+        return loss, None
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def cross_entropy(
+    input: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0
+) -> Tensor:
+    """Cross-entropy of logits (N, C) against class indices (N,), as one fused node."""
+    z = input.data
+    if z.ndim != 2:
+        raise ValueError(f"cross_entropy expects (N, C) logits, but got shape {z.shape}")
+    t = np.asarray(_as_array(target))
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"target must hold integer class indices, but got dtype {t.dtype}")
+    if t.shape != z.shape[:1]:
+        raise ValueError(f"target shape {t.shape} does not match the batch of input shape {z.shape}")
+    n, c = z.shape
+    if n and (t.min() < 0 or t.max() >= c):
+        raise IndexError(f"target {int(t.max()) if t.max() >= c else int(t.min())} is out of bounds for {c} classes")
+    shifted = z - z.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    eps = float(label_smoothing)
+    per = -logp[np.arange(n), t]
+    if eps:
+        per = (1 - eps) * per - eps * logp.mean(axis=1)
+    loss, scale = _reduce(per.astype(z.dtype), reduction)
+
+    def backward(g):
+        p = np.exp(logp)
+        onehot = np.zeros_like(z)
+        onehot[np.arange(n), t] = 1
+        target_dist = (1 - eps) * onehot + eps / c
+        gz = p - target_dist
+        if scale is None:
+            return ((gz * g[:, None]).astype(z.dtype),)
+        return ((gz * (g * scale)).astype(z.dtype),)
+
+    return _make_op(np.asarray(loss), (input,), backward, "CrossEntropyBackward")
+
+
+def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities (N, C) at class indices (N,)."""
+    t = np.asarray(_as_array(target))
+    n = input.shape[0]
+    picked = input[np.arange(n), t]
+    per = -picked
+    if reduction == "none":
+        return per
+    return per.mean() if reduction == "mean" else per.sum()
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error, as one node."""
+    a = input.data
+    b = _as_array(target)
+    if a.shape != np.shape(b):
+        raise ValueError(f"input shape {a.shape} and target shape {np.shape(b)} differ")
+    d = a - b
+    loss, scale = _reduce(d * d, reduction)
+    parents = (input, target) if isinstance(target, Tensor) else (input,)
+
+    def backward(g):
+        gd = 2 * d * (g if scale is None else g * scale)
+        gd = gd.astype(a.dtype, copy=False)
+        return (gd, -gd) if len(parents) == 2 else (gd,)
+
+    return _make_op(np.asarray(loss, dtype=a.dtype), parents, backward, "MseLossBackward0")
