@@ -1,0 +1,85 @@
+"""Data loaders: digits split, disc problem, minibatches, IDX files written here."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from dropcore import data
+
+
+def test_digits_split_is_stratified_and_scaled():
+    xtr, ytr, xte, yte = data.load_digits(test_fraction=0.25, seed=0)
+    assert xtr.shape[1] == 64 and xtr.dtype == np.float32
+    assert len(xtr) + len(xte) == 1797
+    assert 0.0 <= xtr.min() and xtr.max() <= 1.0
+    # every class keeps ~25% in the test part
+    for c in range(10):
+        frac = (yte == c).sum() / ((ytr == c).sum() + (yte == c).sum())
+        assert abs(frac - 0.25) < 0.01
+    a = data.load_digits(seed=1)
+    b = data.load_digits(seed=1)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[1], data.load_digits(seed=2)[1])
+
+
+def test_disc_labels_and_balance():
+    x, y = data.make_disc(20_000, seed=3)
+    assert x.shape == (20_000, 2) and x.min() >= -1 and x.max() <= 1
+    np.testing.assert_array_equal(y, ((x.astype(np.float64) ** 2).sum(1) < 2 / np.pi).astype(int))
+    # P(inside) = 1/2 exactly: a binomial bound.
+    assert abs(y.mean() - 0.5) < 6 * np.sqrt(0.25 / len(y))
+
+
+def test_minibatches_cover_each_row_once():
+    x = np.arange(10)[:, None]
+    y = np.arange(10)
+    seen = []
+    for xb, yb in data.minibatches(x, y, 3, seed=0):
+        np.testing.assert_array_equal(xb[:, 0], yb)
+        seen += list(yb)
+    assert sorted(seen) == list(range(10))
+    assert [len(b) for b in data.minibatches(x, None, 4, shuffle=False, drop_last=True)] == [4, 4]
+    with pytest.raises(ValueError):
+        next(data.minibatches(x, y[:5], 2))
+
+
+def write_idx(path, array, code, compress=False):
+    dtype = {0x08: ">u1", 0x0D: ">f4", 0x0C: ">i4"}[code]
+    raw = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw += np.asarray(array, dtype=dtype).tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_round_trip(tmp_path, compress):
+    images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    labels = np.arange(7, dtype=np.uint8) % 10
+    write_idx(tmp_path / ("train-images-idx3-ubyte" + (".gz" if compress else "")), images, 0x08, compress)
+    write_idx(tmp_path / ("train-labels-idx1-ubyte" + (".gz" if compress else "")), labels, 0x08, compress)
+    np.testing.assert_array_equal(data.load_idx(next(tmp_path.glob("train-images*"))), images)
+    x, y = data.load_mnist(tmp_path, "train")
+    assert x.shape == (7, 28, 28) and x.dtype == np.float32
+    np.testing.assert_allclose(x, images / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, labels)
+    floats = np.linspace(-1, 1, 12).reshape(3, 4)
+    write_idx(tmp_path / "f.idx", floats, 0x0D)
+    np.testing.assert_allclose(data.load_idx(tmp_path / "f.idx"), floats, rtol=1e-6)
+
+
+def test_idx_errors(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x01\x05")
+    with pytest.raises(ValueError, match="magic"):
+        data.load_idx(bad)
+    write_idx(tmp_path / "t", np.zeros(10, np.uint8), 0x08)
+    truncated = (tmp_path / "t").read_bytes()[:-3]
+    (tmp_path / "t").write_bytes(truncated)
+    with pytest.raises(ValueError, match="header says"):
+        data.load_idx(tmp_path / "t")
+    (tmp_path / "u").write_bytes(b"\x00\x00\x07\x01\x00\x00\x00\x01\x05")
+    with pytest.raises(ValueError, match="type code"):
+        data.load_idx(tmp_path / "u")
+    with pytest.raises(FileNotFoundError):
+        data.load_mnist(tmp_path, "t10k")
