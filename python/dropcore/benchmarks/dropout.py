@@ -134,7 +134,7 @@ def headline(quick: bool = True) -> list[str]:
                 f"{n / t['memcpy'] / 1e6:,.0f}",
                 f"{n / t['dropcore out='] / 1e6:,.0f} ({t['memcpy'] / t['dropcore out=']:.2f}x)",
                 f"{n / t['NumPy'] / 1e6:,.0f}",
-                f"{t['NumPy'] / t['dropcore']:.0f}x",
+                f"{t['NumPy'] / t['dropcore out=']:.0f}x",
             ]
         )
     headers = ["elements", "memcpy Melem/s", "dropcore out= Melem/s (x memcpy)", "NumPy Melem/s", "dropcore vs NumPy"]
