@@ -19,6 +19,49 @@ use crate::parallel;
 use crate::rng::{self, Isa, BLOCK};
 use crate::{Real, Result};
 
+/// What a dropout call does to a kept and to a dropped element.
+///
+/// `Scale` is ordinary dropout (kept `x * s`, dropped `0`); `Affine` serves alpha
+/// dropout (kept `a x + b`, dropped a constant). One generic kernel runs both.
+pub trait KeepMap<T: Real>: Copy + Send + Sync {
+    fn kept(&self, x: T) -> T;
+    fn dropped(&self) -> T;
+}
+
+/// Kept elements `x * s`; dropped ones exactly zero.
+#[derive(Clone, Copy, Debug)]
+pub struct Scale<T>(pub T);
+
+impl<T: Real> KeepMap<T> for Scale<T> {
+    #[inline(always)]
+    fn kept(&self, x: T) -> T {
+        x * self.0
+    }
+    #[inline(always)]
+    fn dropped(&self) -> T {
+        T::zero()
+    }
+}
+
+/// Kept elements `a x + b`, dropped ones the constant `dropped`.
+#[derive(Clone, Copy, Debug)]
+pub struct Affine<T> {
+    pub a: T,
+    pub b: T,
+    pub dropped: T,
+}
+
+impl<T: Real> KeepMap<T> for Affine<T> {
+    #[inline(always)]
+    fn kept(&self, x: T) -> T {
+        x * self.a + self.b
+    }
+    #[inline(always)]
+    fn dropped(&self) -> T {
+        self.dropped
+    }
+}
+
 /// What a dropout call does to each element: keep iff `word < threshold`, then `* scale`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DropoutRule {
@@ -67,32 +110,64 @@ pub fn dropout_forward_with<T: Real>(
     seed: u64,
     offset: u64,
 ) -> Result<()> {
+    masked_map_with(isa, x, out, rule.threshold, Scale(T::of(rule.scale)), seed, offset)
+}
+
+/// [`dropout_forward_inplace`] on an explicit instruction set.
+pub fn dropout_forward_inplace_with<T: Real>(isa: Isa, x: &mut [T], rule: DropoutRule, seed: u64, offset: u64) {
+    masked_map_inplace_with(isa, x, rule.threshold, Scale(T::of(rule.scale)), seed, offset)
+}
+
+/// `out[i] = map.kept(x[i])` if word `offset + i` of `seed` is below `threshold`,
+/// else `map.dropped()`: the element-wise Bernoulli kernel every variant shares.
+pub fn masked_map<T: Real, M: KeepMap<T>>(
+    x: &[T],
+    out: &mut [T],
+    threshold: u64,
+    map: M,
+    seed: u64,
+    offset: u64,
+) -> Result<()> {
+    masked_map_with(rng::isa(), x, out, threshold, map, seed, offset)
+}
+
+/// [`masked_map`] in place.
+pub fn masked_map_inplace<T: Real, M: KeepMap<T>>(x: &mut [T], threshold: u64, map: M, seed: u64, offset: u64) {
+    masked_map_inplace_with(rng::isa(), x, threshold, map, seed, offset)
+}
+
+fn masked_map_with<T: Real, M: KeepMap<T>>(
+    isa: Isa,
+    x: &[T],
+    out: &mut [T],
+    threshold: u64,
+    map: M,
+    seed: u64,
+    offset: u64,
+) -> Result<()> {
     check_same_len("dropout input and output lengths", x.len(), out.len())?;
-    let s = T::of(rule.scale);
-    if rule.threshold == 0 {
-        out.fill(T::zero());
-    } else if rule.threshold >= 1 << 32 {
-        parallel::zip_chunks(x, out, |_, xc, oc| oc.iter_mut().zip(xc).for_each(|(o, &v)| *o = v * s));
+    if threshold == 0 {
+        out.fill(map.dropped());
+    } else if threshold >= 1 << 32 {
+        parallel::zip_chunks(x, out, |_, xc, oc| oc.iter_mut().zip(xc).for_each(|(o, &v)| *o = map.kept(v)));
     } else {
-        let t = rule.threshold as u32;
+        let t = threshold as u32;
         parallel::zip_chunks(x, out, |start, xc, oc| {
-            kernel::run(isa, Src::Other(xc), oc, t, s, seed, offset.wrapping_add(start as u64))
+            kernel::run(isa, Src::Other(xc), oc, t, map, seed, offset.wrapping_add(start as u64))
         });
     }
     Ok(())
 }
 
-/// [`dropout_forward_inplace`] on an explicit instruction set.
-pub fn dropout_forward_inplace_with<T: Real>(isa: Isa, x: &mut [T], rule: DropoutRule, seed: u64, offset: u64) {
-    let s = T::of(rule.scale);
-    if rule.threshold == 0 {
-        x.fill(T::zero());
-    } else if rule.threshold >= 1 << 32 {
-        parallel::for_each_chunk_mut(x, |_, c| c.iter_mut().for_each(|v| *v = *v * s));
+fn masked_map_inplace_with<T: Real, M: KeepMap<T>>(isa: Isa, x: &mut [T], threshold: u64, map: M, seed: u64, offset: u64) {
+    if threshold == 0 {
+        x.fill(map.dropped());
+    } else if threshold >= 1 << 32 {
+        parallel::for_each_chunk_mut(x, |_, c| c.iter_mut().for_each(|v| *v = map.kept(*v)));
     } else {
-        let t = rule.threshold as u32;
+        let t = threshold as u32;
         parallel::for_each_chunk_mut(x, |start, c| {
-            kernel::run(isa, Src::Same, c, t, s, seed, offset.wrapping_add(start as u64))
+            kernel::run(isa, Src::Same, c, t, map, seed, offset.wrapping_add(start as u64))
         });
     }
 }
@@ -109,7 +184,7 @@ mod kernel {
 
     /// One chunk, block by block; `word0` is the word of the chunk's first element.
     #[inline(always)]
-    fn chunk<T: Real, const LEVEL: u8>(src: Src<'_, T>, out: &mut [T], t: u32, s: T, seed: u64, word0: u64) {
+    fn chunk<T: Real, M: KeepMap<T>, const LEVEL: u8>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, word0: u64) {
         let mut words = [0u32; BLOCK];
         for (k, oc) in out.chunks_mut(BLOCK).enumerate() {
             let n = oc.len();
@@ -117,30 +192,32 @@ mod kernel {
             let at = word0.wrapping_add((k * BLOCK) as u64);
             fill::<LEVEL>(seed, at, w);
             match src {
-                Src::Other(x) => select(&x[k * BLOCK..k * BLOCK + n], oc, w, t, s),
-                Src::Same => select_inplace(oc, w, t, s),
+                Src::Other(x) => select(&x[k * BLOCK..k * BLOCK + n], oc, w, t, map),
+                Src::Same => select_inplace(oc, w, t, map),
             }
         }
     }
 
-    /// `o = keep ? x * s : 0`, branch-free over one block (vectorises).
+    /// `o = keep ? map.kept(x) : map.dropped()`, branch-free over one block (vectorises).
     #[inline(always)]
-    fn select<T: Real>(x: &[T], o: &mut [T], w: &[u32], t: u32, s: T) {
+    fn select<T: Real, M: KeepMap<T>>(x: &[T], o: &mut [T], w: &[u32], t: u32, map: M) {
         let n = o.len();
         let (x, w) = (&x[..n], &w[..n]);
+        let dropped = map.dropped();
         for i in 0..n {
-            let kept = x[i] * s;
-            o[i] = if w[i] < t { kept } else { T::zero() };
+            let kept = map.kept(x[i]);
+            o[i] = if w[i] < t { kept } else { dropped };
         }
     }
 
     #[inline(always)]
-    fn select_inplace<T: Real>(o: &mut [T], w: &[u32], t: u32, s: T) {
+    fn select_inplace<T: Real, M: KeepMap<T>>(o: &mut [T], w: &[u32], t: u32, map: M) {
         let n = o.len();
         let w = &w[..n];
+        let dropped = map.dropped();
         for i in 0..n {
-            let kept = o[i] * s;
-            o[i] = if w[i] < t { kept } else { T::zero() };
+            let kept = map.kept(o[i]);
+            o[i] = if w[i] < t { kept } else { dropped };
         }
     }
 
@@ -166,25 +243,25 @@ mod kernel {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn chunk_avx2<T: Real>(src: Src<'_, T>, out: &mut [T], t: u32, s: T, seed: u64, word0: u64) {
-        chunk::<T, AVX2>(src, out, t, s, seed, word0)
+    fn chunk_avx2<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, word0: u64) {
+        chunk::<T, M, AVX2>(src, out, t, map, seed, word0)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn chunk_avx512<T: Real>(src: Src<'_, T>, out: &mut [T], t: u32, s: T, seed: u64, word0: u64) {
-        chunk::<T, AVX512>(src, out, t, s, seed, word0)
+    fn chunk_avx512<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, word0: u64) {
+        chunk::<T, M, AVX512>(src, out, t, map, seed, word0)
     }
 
-    pub(super) fn run<T: Real>(isa: Isa, src: Src<'_, T>, out: &mut [T], t: u32, s: T, seed: u64, word0: u64) {
+    pub(super) fn run<T: Real, M: KeepMap<T>>(isa: Isa, src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, word0: u64) {
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx2` exists only when the CPU reported AVX2 (rng::isa).
-            Isa::Avx2 => unsafe { chunk_avx2(src, out, t, s, seed, word0) },
+            Isa::Avx2 => unsafe { chunk_avx2(src, out, t, map, seed, word0) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx512` exists only when the CPU reported AVX-512F.
-            Isa::Avx512 => unsafe { chunk_avx512(src, out, t, s, seed, word0) },
-            _ => chunk::<T, SCALAR>(src, out, t, s, seed, word0),
+            Isa::Avx512 => unsafe { chunk_avx512(src, out, t, map, seed, word0) },
+            _ => chunk::<T, M, SCALAR>(src, out, t, map, seed, word0),
         }
     }
 }

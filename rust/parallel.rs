@@ -114,18 +114,45 @@ where
     B: Send,
     F: Fn(usize, &[A], &mut [B]) + Sync + Send,
 {
+    zip_chunks_by(input, out, CHUNK, f)
+}
+
+/// [`zip_chunks`] with chunks of `chunk` elements (e.g. a whole number of channels).
+pub fn zip_chunks_by<A, B, F>(input: &[A], out: &mut [B], chunk: usize, f: F)
+where
+    A: Sync,
+    B: Send,
+    F: Fn(usize, &[A], &mut [B]) + Sync + Send,
+{
     assert_eq!(input.len(), out.len(), "zip_chunks: input and output lengths differ");
-    if !worth_parallel(out.len()) {
+    let chunk = chunk.max(1);
+    if !worth_parallel(out.len()) || out.len() <= chunk {
         f(0, input, out);
         return;
     }
     install(|| {
         input
-            .par_chunks(CHUNK)
-            .zip(out.par_chunks_mut(CHUNK))
+            .par_chunks(chunk)
+            .zip(out.par_chunks_mut(chunk))
             .enumerate()
-            .for_each(|(c, (i, o))| f(c * CHUNK, i, o));
+            .for_each(|(c, (i, o))| f(c * chunk, i, o));
     });
+}
+
+/// `f(start, out_chunk)` over `out` in chunks of `chunk` elements, in parallel when worth it.
+pub fn for_each_chunk_by<B, F>(out: &mut [B], chunk: usize, f: F)
+where
+    B: Send,
+    F: Fn(usize, &mut [B]) + Sync + Send,
+{
+    let chunk = chunk.max(1);
+    if !worth_parallel(out.len()) || out.len() <= chunk {
+        for (c, o) in out.chunks_mut(chunk).enumerate() {
+            f(c * chunk, o);
+        }
+        return;
+    }
+    install(|| out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| f(c * chunk, o)));
 }
 
 #[cfg(test)]

@@ -181,3 +181,253 @@ def _dropout_tensor(x, p: float, training: bool, inplace: bool, gen: Generator, 
     out = _apply(x.data, p, seed, offset, inverted, False)
     # The same map on the gradient: dx = dy * keep * s, with the mask recomputed.
     return _make_op(out, (x,), lambda g: (_apply(g, p, seed, offset, inverted, False),), "dropout")
+
+
+# --- the dropout family (issue 4) ----------------------------------------------------
+# Every variant draws from the Philox stream through its generator and records only
+# (seed, offset) for backward. Which word a unit reads is part of the definition:
+# channel dropout and DropPath one word per group (C order), Gaussian noise two words
+# per element, DropBlock one word per position, DropConnect one per weight entry.
+
+_ALPHA_PRIME = -1.7580993408473766  # -lambda * alpha of SELU (Klambauer et al. 2017)
+
+
+def _random_op(input, gen: Generator, n_words: int, fwd, bwd, name: str, inplace: bool = False):
+    """Run ``fwd(x, seed, offset)`` on an ndarray or a Tensor; a Tensor records
+    ``bwd(grad, seed, offset)`` (``None``: the gradient passes through unchanged)."""
+    from .tensor import Tensor, _make_op
+
+    is_tensor = isinstance(input, Tensor)
+    x = input.data if is_tensor else input
+    if inplace and not is_tensor:
+        _check_writeable(x)
+    seed, offset = gen.take(n_words)
+    out = fwd(_contiguous(x), seed, offset) if x.size else x.copy()
+    if not is_tensor:
+        if inplace:
+            x[...] = out
+            return x
+        return out
+    if bwd is None:
+        return _make_op(out, (input,), lambda g: (g,), name)
+    return _make_op(out, (input,), lambda g: (bwd(_contiguous(g), seed, offset) if g.size else g,), name)
+
+
+def _array_of(input, name: str = "input") -> np.ndarray:
+    from .tensor import Tensor
+
+    return _check_float_array(input.data if isinstance(input, Tensor) else input, name)
+
+
+def _grouped(input, p, training, inplace, generator, groups_shape, a, b, dropped, grad_a, name):
+    """Bernoulli dropout of whole groups: ``groups_shape`` leading dims share one word."""
+    x = _array_of(input)
+    if not training or p == 0.0:
+        return input
+    groups = int(np.prod(groups_shape)) if groups_shape else 1
+    inner = x.size // groups if groups else 1
+
+    def fwd(arr, seed, offset):
+        return _core.bernoulli_map(arr, p, a, b, dropped, seed, offset, max(inner, 1))
+
+    def bwd(g, seed, offset):
+        return _core.bernoulli_map(g, p, grad_a, 0.0, 0.0, seed, offset, max(inner, 1))
+
+    return _random_op(input, _resolve(generator), groups, fwd, bwd, name, inplace)
+
+
+def _channel_groups(x: np.ndarray, name: str, batched_rank: int) -> tuple[int, ...]:
+    """(N, C) or (C,): the dims that share one word, for PyTorch's accepted shapes."""
+    if x.ndim == batched_rank:
+        return x.shape[:2]
+    if x.ndim == batched_rank - 1:
+        return x.shape[:1]
+    raise ValueError(
+        f"{name}: expected {batched_rank - 1}-D or {batched_rank}-D input, but got input of shape {x.shape}"
+    )
+
+
+def _channel_dropout(input, p, training, inplace, generator, name, batched_rank):
+    p = _check_p(p)
+    x = _array_of(input)
+    groups = _channel_groups(x, name, batched_rank)
+    s = 1.0 / (1.0 - p) if p < 1.0 else 0.0
+    return _grouped(input, p, training, inplace, generator, groups, s, 0.0, 0.0, s, name)
+
+
+def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+    """Zero whole channels of (N, C, L) or (C, L) input with probability ``p``
+    (one word per (sample, channel)); survivors scaled by 1/(1-p)."""
+    return _channel_dropout(input, p, training, inplace, generator, "dropout1d", 3)
+
+
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+    """Zero whole channels (SpatialDropout, Tompson et al. 2015) of (N, C, H, W) or
+    (C, H, W) input with probability ``p``; survivors scaled by 1/(1-p)."""
+    return _channel_dropout(input, p, training, inplace, generator, "dropout2d", 4)
+
+
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability ``p``."""
+    return _channel_dropout(input, p, training, inplace, generator, "dropout3d", 5)
+
+
+def _alpha_constants(p: float) -> tuple[float, float, float]:
+    """PyTorch's affine correction: (a, b, value of a dropped unit)."""
+    a = ((1.0 - p) * (1.0 + p * _ALPHA_PRIME**2)) ** -0.5
+    b = -a * _ALPHA_PRIME * p
+    return a, b, a * _ALPHA_PRIME + b
+
+
+def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, generator=None):
+    """Alpha dropout (Klambauer et al. 2017): dropped units take SELU's negative
+    saturation value and an affine correction keeps mean 0 and variance 1."""
+    p = _check_p(p)
+    x = _array_of(input)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return _random_op(input, _resolve(generator), 0, lambda arr, s, o: np.zeros_like(arr), lambda g, s, o: np.zeros_like(g), "AlphaDropout", inplace)
+    a, b, d = _alpha_constants(p)
+    return _random_op(
+        input,
+        _resolve(generator),
+        x.size,
+        lambda arr, seed, off: _core.bernoulli_map(arr, p, a, b, d, seed, off),
+        lambda g, seed, off: _core.bernoulli_map(g, p, a, 0.0, 0.0, seed, off),
+        "AlphaDropoutBackward",
+        inplace,
+    )
+
+
+def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, generator=None):
+    """Alpha dropout of whole channels (dims 0 and 1 share a word)."""
+    p = _check_p(p)
+    x = _array_of(input)
+    if x.ndim < 2:
+        raise ValueError(f"feature_alpha_dropout needs at least 2-D input, but got shape {x.shape}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return _random_op(input, _resolve(generator), 0, lambda arr, s, o: np.zeros_like(arr), lambda g, s, o: np.zeros_like(g), "FeatureAlphaDropout", inplace)
+    a, b, d = _alpha_constants(p)
+    return _grouped(input, p, training, inplace, generator, x.shape[:2], a, b, d, a, "FeatureAlphaDropoutBackward")
+
+
+def gaussian_dropout(input, p: float = 0.5, training: bool = True, generator=None):
+    """Multiply by noise ~ N(1, p/(1-p)) (Srivastava et al. 2014, §10): the Gaussian
+    version of dropout, with the same mean and variance as the Bernoulli mask."""
+    p = _check_p(p)
+    if p == 1.0:
+        raise ValueError("gaussian_dropout needs p < 1 (the noise variance p/(1-p) is infinite at p = 1)")
+    _array_of(input)
+    if not training or p == 0.0:
+        return input
+    sigma = math.sqrt(p / (1.0 - p))
+    x = _array_of(input)
+
+    def fwd(arr, seed, off):
+        return _core.gaussian_map(arr, sigma, True, seed, off)
+
+    return _random_op(input, _resolve(generator), 2 * x.size, fwd, fwd, "GaussianDropoutBackward")
+
+
+def gaussian_noise(input, stddev: float, training: bool = True, generator=None):
+    """Add N(0, stddev^2) noise while training (identity in eval)."""
+    stddev = float(stddev)
+    if not math.isfinite(stddev) or stddev < 0:
+        raise ValueError(f"stddev must be finite and non-negative, but got {stddev}")
+    x = _array_of(input)
+    if not training or stddev == 0.0:
+        return input
+    return _random_op(
+        input, _resolve(generator), 2 * x.size, lambda arr, seed, off: _core.gaussian_map(arr, stddev, False, seed, off), None,
+        "GaussianNoiseBackward",
+    )
+
+
+def drop_block2d(input, p: float, block_size: int, inplace: bool = False, training: bool = True, generator=None):
+    """DropBlock (Ghiasi et al. 2018) on (N, C, H, W): square blocks of side
+    ``block_size`` dropped so that about ``p`` of the units are; the rest are scaled by
+    numel / kept."""
+    p = _check_p(p, "drop probability")
+    x = _array_of(input)
+    if x.ndim != 4:
+        raise ValueError(f"drop_block2d expects (N, C, H, W) input, but got shape {x.shape}")
+    if not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= min(x.shape[2:]):
+        raise ValueError(f"block_size must be an int between 1 and {min(x.shape[2:])}, but got {block_size}")
+    if not training or p == 0.0:
+        return input
+
+    def fwd(arr, seed, off):
+        return _core.drop_block2d(arr, p, int(block_size), seed, off)
+
+    return _random_op(input, _resolve(generator), x.size, fwd, fwd, "DropBlock2dBackward", inplace)
+
+
+def drop_path(x, p: float = 0.0, training: bool = False, scale_by_keep: bool = True, generator=None):
+    """Stochastic depth (Huang et al. 2016): drop whole samples (dim 0) with probability
+    ``p``, one word per sample; survivors scaled by 1/(1-p) if ``scale_by_keep``."""
+    p = _check_p(p, "drop_path probability")
+    arr = _array_of(x)
+    if arr.ndim < 1:
+        raise ValueError("drop_path needs at least 1-D input (samples on dim 0)")
+    if not training or p == 0.0:
+        return x
+    s = (1.0 / (1.0 - p) if p < 1.0 else 0.0) if scale_by_keep else 1.0
+    return _grouped(x, p, training, False, generator, arr.shape[:1], s, 0.0, 0.0, s, "DropPathBackward")
+
+
+def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool = True, per_sample: bool = False,
+                       generator=None):
+    """DropConnect (Wan et al. 2013): ``input @ (M * W).T * 1/(1-p) + bias`` with a
+    Bernoulli mask ``M`` on the weights (word ``o * in + i``). ``per_sample=True`` gives
+    every example its own mask (words ``b * out * in + o * in + i``), generated inside
+    the kernel without materialising ``B`` weight matrices. Eval: the plain layer."""
+    from .functional import linear
+    from .tensor import Tensor, _make_op
+
+    p = _check_p(p, "dropconnect probability")
+    if not training or p == 0.0:
+        return linear(input, weight, bias)
+    x, w = input.data, weight.data
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+        raise ValueError(f"dropconnect_linear expects input (B, in) and weight (out, in), but got {x.shape} and {w.shape}")
+    gen = _resolve(generator)
+    parents = (input, weight) if bias is None else (input, weight, bias)
+    if not per_sample:
+        seed, offset = gen.take(w.size)
+        wm = _apply(w, p, seed, offset, True, False)
+        out = x @ wm.T
+        if bias is not None:
+            out += bias.data
+
+        def backward(g):
+            gx = g @ _apply(w, p, seed, offset, True, False) if input.requires_grad else None
+            gw = _apply(np.ascontiguousarray(g.T @ x), p, seed, offset, True, False) if weight.requires_grad else None
+            return (gx, gw) if bias is None else (gx, gw, g.sum(0))
+
+        return _make_op(out, parents, backward, "DropConnectBackward")
+    seed, offset = gen.take(x.shape[0] * w.size)
+    xc, wc = _contiguous(x), _contiguous(w)
+    out = _core.dropconnect_forward(xc, wc, None if bias is None else _contiguous(bias.data), p, seed, offset)
+
+    def backward_per_sample(g):
+        gx, gw = _core.dropconnect_backward(_contiguous(g), xc, wc, p, seed, offset)
+        return (gx, gw) if bias is None else (gx, gw, g.sum(0))
+
+    return _make_op(out, parents, backward_per_sample, "DropConnectPerSampleBackward")
+
+
+__all__ += [
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "alpha_dropout",
+    "feature_alpha_dropout",
+    "gaussian_dropout",
+    "gaussian_noise",
+    "drop_block2d",
+    "drop_path",
+    "dropconnect_linear",
+]

@@ -47,6 +47,7 @@ class MCPrediction:
 
 
 def _is_stochastic(m: Module) -> bool:
+    """The dropout family (and any module that sets ``_mc_active``) stays stochastic."""
     return isinstance(m, _DropoutNd) or getattr(m, "_mc_active", False)
 
 

@@ -5,6 +5,8 @@ from .activation import *  # noqa: F401,F403
 from .activation import __all__ as _activation
 from .batchnorm import *  # noqa: F401,F403
 from .batchnorm import __all__ as _batchnorm
+from .dropconnect import *  # noqa: F401,F403
+from .dropconnect import __all__ as _dropconnect
 from .dropout import *  # noqa: F401,F403
 from .dropout import __all__ as _dropout
 from .linear import *  # noqa: F401,F403
@@ -14,4 +16,4 @@ from .loss import __all__ as _loss
 from .module import *  # noqa: F401,F403
 from .module import __all__ as _module
 
-__all__ = ["functional", "init", *_module, *_linear, *_activation, *_batchnorm, *_loss, *_dropout]
+__all__ = ["functional", "init", *_module, *_linear, *_activation, *_batchnorm, *_loss, *_dropout, *_dropconnect]

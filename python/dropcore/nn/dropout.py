@@ -14,6 +14,8 @@ __all__ = ["Dropout"]
 class _DropoutNd(Module):
     """Base of the dropout modules: validates ``p`` and gives the repr."""
 
+    _mc_active = True  # stays stochastic under MC-dropout prediction
+
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         self.p = _F._check_p(p)
@@ -52,3 +54,132 @@ class Dropout(_DropoutNd):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.inverted else ", inverted=False")
+
+
+class _ChannelDropout(_DropoutNd):
+    _fn = None
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, generator=None) -> None:
+        super().__init__(p, inplace)
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return type(self)._fn(input, self.p, self.training, self.inplace, self.generator)
+
+
+class Dropout1d(_ChannelDropout):
+    """Zero whole channels of (N, C, L) / (C, L) input with probability ``p`` (one word
+    per (sample, channel)); survivors scaled by 1/(1-p)."""
+
+    _fn = staticmethod(_F.dropout1d)
+
+
+class Dropout2d(_ChannelDropout):
+    """SpatialDropout (Tompson et al. 2015): zero whole channels of (N, C, H, W) /
+    (C, H, W) input; correlated neighbours make element dropout ineffective there."""
+
+    _fn = staticmethod(_F.dropout2d)
+
+
+class Dropout3d(_ChannelDropout):
+    """Zero whole channels of (N, C, D, H, W) / (C, D, H, W) input."""
+
+    _fn = staticmethod(_F.dropout3d)
+
+
+class AlphaDropout(_ChannelDropout):
+    """Alpha dropout for SELU networks (Klambauer et al. 2017): keeps mean 0 and
+    variance 1 of standardised inputs by setting dropped units to SELU's saturation
+    value and applying PyTorch's affine correction."""
+
+    _fn = staticmethod(_F.alpha_dropout)
+
+
+class FeatureAlphaDropout(_ChannelDropout):
+    """Alpha dropout of whole channels."""
+
+    _fn = staticmethod(_F.feature_alpha_dropout)
+
+
+class GaussianDropout(_DropoutNd):
+    """Multiplicative Gaussian noise N(1, p/(1-p)) while training (Srivastava et al.
+    2014, §10); identity in eval. Same mean and variance as Bernoulli dropout's mask."""
+
+    def __init__(self, p: float = 0.5, generator=None) -> None:
+        super().__init__(p, False)
+        if self.p == 1.0:
+            raise ValueError("GaussianDropout needs p < 1")
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _F.gaussian_dropout(input, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class GaussianNoise(Module):
+    """Additive N(0, stddev^2) noise while training; identity in eval."""
+
+    _mc_active = True
+
+    def __init__(self, stddev: float, generator=None) -> None:
+        super().__init__()
+        if not stddev >= 0:
+            raise ValueError(f"stddev must be non-negative, but got {stddev}")
+        self.stddev = float(stddev)
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _F.gaussian_noise(input, self.stddev, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"stddev={self.stddev}"
+
+
+class DropBlock2d(_DropoutNd):
+    """DropBlock (Ghiasi et al., NeurIPS 2018): drop square ``block_size`` regions of
+    (N, C, H, W) feature maps so that about ``p`` of the units are dropped; the kept
+    ones are rescaled by numel / kept."""
+
+    def __init__(self, p: float, block_size: int, inplace: bool = False, generator=None) -> None:
+        super().__init__(p, inplace)
+        if block_size < 1:
+            raise ValueError(f"block_size must be at least 1, but got {block_size}")
+        self.block_size = int(block_size)
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _F.drop_block2d(input, self.p, self.block_size, self.inplace, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, block_size={self.block_size}, inplace={self.inplace}"
+
+
+class DropPath(_DropoutNd):
+    """Stochastic depth (Huang et al. 2016): zero whole samples of a residual branch
+    with probability ``p``; survivors scaled by 1/(1-p) if ``scale_by_keep``."""
+
+    def __init__(self, p: float = 0.0, scale_by_keep: bool = True, generator=None) -> None:
+        super().__init__(p, False)
+        self.scale_by_keep = scale_by_keep
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _F.drop_path(input, self.p, self.training, self.scale_by_keep, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, scale_by_keep={self.scale_by_keep}"
+
+
+__all__ += [
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "AlphaDropout",
+    "FeatureAlphaDropout",
+    "GaussianDropout",
+    "GaussianNoise",
+    "DropBlock2d",
+    "DropPath",
+]

@@ -1,0 +1,143 @@
+//! DropBlock (Ghiasi, Lin & Le, NeurIPS 2018) on `(N, C, H, W)` feature maps.
+//!
+//! Every position `(n, c, h, w)` reads the word of its flat C-order index and is a
+//! block centre iff `word < round(gamma 2^32)`, with the paper's
+//! `gamma = p / bs^2 * (H W) / ((H - bs + 1)(W - bs + 1))`, so that about `p` of the
+//! units end up dropped. Only centres whose block fits inside the map count (the
+//! paper's valid region); the block of a centre `(ch, cw)` covers rows
+//! `ch - bs/2 .. ch - bs/2 + bs` and the same columns (bs/2 rounded down). Kept units
+//! are scaled by `numel / kept` over the whole call (the paper's normalisation), so
+//! the expected sum is unchanged. Backward recomputes the same mask and scale.
+
+use crate::error::{check_same_len, EngineError};
+use crate::parallel;
+use crate::rng;
+use crate::{Real, Result};
+
+/// Shape and randomness of one DropBlock call.
+#[derive(Clone, Copy, Debug)]
+pub struct DropBlock {
+    pub planes: usize,
+    pub height: usize,
+    pub width: usize,
+    pub block: usize,
+    /// Centre iff word < `centre_threshold`.
+    pub centre_threshold: u64,
+    pub seed: u64,
+    pub offset: u64,
+}
+
+impl DropBlock {
+    pub fn new(planes: usize, height: usize, width: usize, block: usize, p: f64, seed: u64, offset: u64) -> Result<Self> {
+        crate::error::check_probability("drop_block probability", p)?;
+        if block == 0 || block > height || block > width {
+            return Err(EngineError::Invalid(format!(
+                "block_size must be between 1 and the feature map's size {height}x{width}, but got {block}"
+            )));
+        }
+        let valid = ((height - block + 1) * (width - block + 1)) as f64;
+        let gamma = (p / (block * block) as f64 * (height * width) as f64 / valid).min(1.0);
+        let centre_threshold = (gamma * 4_294_967_296.0).round() as u64;
+        Ok(Self { planes, height, width, block, centre_threshold, seed, offset })
+    }
+
+    /// Kept (1) / dropped (0) for every unit, and the number kept.
+    pub fn keep_mask(&self) -> (Vec<u8>, usize) {
+        let plane = self.height * self.width;
+        let mut keep = vec![1u8; self.planes * plane];
+        parallel::for_each_chunk_by(&mut keep, plane, |start, m| self.plane_mask(start / plane, m));
+        let kept = keep.iter().map(|&k| k as usize).sum();
+        (keep, kept)
+    }
+
+    fn plane_mask(&self, index: usize, keep: &mut [u8]) {
+        let (h, w, bs) = (self.height, self.width, self.block);
+        let half = bs / 2;
+        let mut words = vec![0u32; h * w];
+        rng::fill_words(self.seed, self.offset.wrapping_add((index * h * w) as u64), &mut words);
+        // Valid centres: their block lies inside the map.
+        let is_centre = |r: usize, c: usize| {
+            r >= half && r - half + bs <= h && c >= half && c - half + bs <= w && (words[r * w + c] as u64) < self.centre_threshold
+        };
+        // Separable dilation: a unit is dropped iff a centre lies within the block's reach.
+        let mut row_hit = vec![0u8; h * w];
+        for r in 0..h {
+            for c in 0..w {
+                let lo = (c + half + 1).saturating_sub(bs);
+                let hi = (c + half).min(w - 1);
+                row_hit[r * w + c] = (lo..=hi).any(|cc| is_centre(r, cc)) as u8;
+            }
+        }
+        for r in 0..h {
+            let lo = (r + half + 1).saturating_sub(bs);
+            let hi = (r + half).min(h - 1);
+            for c in 0..w {
+                if (lo..=hi).any(|rr| row_hit[rr * w + c] != 0) {
+                    keep[r * w + c] = 0;
+                }
+            }
+        }
+    }
+
+    /// `out = keep * x * numel / kept` (all zeros if nothing is kept).
+    pub fn apply<T: Real>(&self, x: &[T], out: &mut [T]) -> Result<()> {
+        check_same_len("drop_block input and output lengths", x.len(), out.len())?;
+        check_same_len("drop_block input length and N*C*H*W", x.len(), self.planes * self.height * self.width)?;
+        let (keep, kept) = self.keep_mask();
+        let scale = if kept == 0 { T::zero() } else { T::of(x.len() as f64 / kept as f64) };
+        parallel::zip_chunks(x, out, |start, xc, oc| {
+            let kc = &keep[start..start + oc.len()];
+            for ((o, &v), &k) in oc.iter_mut().zip(xc).zip(kc) {
+                *o = if k != 0 { v * scale } else { T::zero() };
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_units_form_whole_blocks_around_valid_centres() {
+        let (h, w, bs) = (12, 9, 3);
+        let db = DropBlock::new(4, h, w, bs, 0.2, 5, 7).unwrap();
+        let (keep, _) = db.keep_mask();
+        for p in 0..4 {
+            let mut want = vec![1u8; h * w];
+            for r in 1..h - 1 {
+                for c in 1..w - 1 {
+                    if (rng::word(5, 7 + (p * h * w + r * w + c) as u64) as u64) < db.centre_threshold {
+                        for rr in r - 1..=r + 1 {
+                            for cc in c - 1..=c + 1 {
+                                want[rr * w + cc] = 0;
+                            }
+                        }
+                    }
+                }
+            }
+            assert_eq!(&keep[p * h * w..(p + 1) * h * w], &want[..], "plane {p}");
+        }
+    }
+
+    #[test]
+    fn even_block_sizes_and_scaling() {
+        let db = DropBlock::new(2, 10, 10, 4, 0.3, 1, 0).unwrap();
+        let x = vec![1.0f32; 200];
+        let mut out = vec![0.0f32; 200];
+        db.apply(&x, &mut out).unwrap();
+        let kept = out.iter().filter(|&&v| v != 0.0).count();
+        assert!(kept > 0 && kept < 200);
+        let s = 200.0 / kept as f32;
+        assert!(out.iter().all(|&v| v == 0.0 || v == s));
+        assert!((out.iter().sum::<f32>() - 200.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn bad_block_size_is_an_error() {
+        assert!(DropBlock::new(1, 4, 4, 5, 0.1, 0, 0).is_err());
+        assert!(DropBlock::new(1, 4, 4, 0, 0.1, 0, 0).is_err());
+        assert!(DropBlock::new(1, 4, 4, 2, 1.5, 0, 0).is_err());
+    }
+}
