@@ -33,7 +33,7 @@ from .tensor import (
     zeros_like,
 )
 from . import dropout as _dropout_module  # noqa: E402  (the functional dropout family)
-from . import functional, nn, optim  # noqa: E402
+from . import data, functional, mc, nn, optim  # noqa: E402
 
 __version__ = _core.__version__
 
@@ -81,6 +81,8 @@ __all__ = [
     "nn",
     "functional",
     "optim",
+    "mc",
+    "data",
     "Generator",
     "default_generator",
     "initial_seed",
