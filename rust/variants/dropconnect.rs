@@ -24,21 +24,21 @@ pub struct DropConnect {
     pub offset: u64,
 }
 
-/// Fixed-width accumulation of `sum_i keep_i * a_i * b_i` (vectorises without fast-math).
+/// Keep iff `word < t`, compared in u32 so the loops vectorise.
 #[inline(always)]
-fn masked_dot<T: Real>(a: &[T], b: &[T], words: &[u32], t: u64) -> T {
-    const L: usize = 8;
+fn masked_dot<T: Real>(a: &[T], b: &[T], words: &[u32], t: u32) -> T {
+    const L: usize = 16;
     let mut acc = [T::zero(); L];
     let n = a.len() / L * L;
     for ((ac, bc), wc) in a[..n].chunks_exact(L).zip(b[..n].chunks_exact(L)).zip(words[..n].chunks_exact(L)) {
         for k in 0..L {
             let v = ac[k] * bc[k];
-            acc[k] = acc[k] + if (wc[k] as u64) < t { v } else { T::zero() };
+            acc[k] = acc[k] + if wc[k] < t { v } else { T::zero() };
         }
     }
     let mut total = acc.iter().fold(T::zero(), |s, &v| s + v);
     for i in n..a.len() {
-        if (words[i] as u64) < t {
+        if words[i] < t {
             total = total + a[i] * b[i];
         }
     }
@@ -47,17 +47,28 @@ fn masked_dot<T: Real>(a: &[T], b: &[T], words: &[u32], t: u64) -> T {
 
 /// `dst += c * keep * src` over one row.
 #[inline(always)]
-fn masked_axpy<T: Real>(dst: &mut [T], c: T, src: &[T], words: &[u32], t: u64) {
-    for ((d, &s), &w) in dst.iter_mut().zip(src).zip(words) {
-        *d = *d + if (w as u64) < t { c * s } else { T::zero() };
+fn masked_axpy<T: Real>(dst: &mut [T], c: T, src: &[T], words: &[u32], t: u32) {
+    let n = dst.len();
+    let (src, words) = (&src[..n], &words[..n]);
+    for i in 0..n {
+        let v = c * src[i];
+        dst[i] = dst[i] + if words[i] < t { v } else { T::zero() };
     }
 }
 
 impl DropConnect {
     pub fn new(batch: usize, inputs: usize, outputs: usize, p: f64, seed: u64, offset: u64) -> Result<Self> {
         crate::error::check_probability("dropconnect probability", p)?;
+        if p == 0.0 {
+            return Err(EngineError::Invalid("dropconnect with p = 0 is the plain linear layer: use a GEMM".into()));
+        }
         let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
         Ok(Self { batch, inputs, outputs, threshold: rng::keep_threshold(p), scale, seed, offset })
+    }
+
+    /// The threshold as u32 (`new` rejects p = 0, the one case that needs 2^32).
+    fn t32(&self) -> u32 {
+        self.threshold as u32
     }
 
     fn row_words(&self, b: usize, o: usize, buf: &mut [u32]) {
@@ -88,7 +99,7 @@ impl DropConnect {
             let mut words = vec![0u32; ni];
             for (o, y) in orow.iter_mut().enumerate() {
                 self.row_words(b, o, &mut words);
-                let dot = masked_dot(xr, &w[o * ni..(o + 1) * ni], &words, self.threshold);
+                let dot = masked_dot(xr, &w[o * ni..(o + 1) * ni], &words, self.t32());
                 *y = dot * s + bias.map_or(T::zero(), |bv| bv[o]);
             }
         });
@@ -107,7 +118,7 @@ impl DropConnect {
             let mut words = vec![0u32; ni];
             for o in 0..no {
                 self.row_words(b, o, &mut words);
-                masked_axpy(gx, g[b * no + o] * s, &w[o * ni..(o + 1) * ni], &words, self.threshold);
+                masked_axpy(gx, g[b * no + o] * s, &w[o * ni..(o + 1) * ni], &words, self.t32());
             }
         });
         Ok(())
@@ -125,7 +136,7 @@ impl DropConnect {
             let mut words = vec![0u32; ni];
             for b in 0..bsz {
                 self.row_words(b, o, &mut words);
-                masked_axpy(gw, g[b * no + o] * s, &x[b * ni..(b + 1) * ni], &words, self.threshold);
+                masked_axpy(gw, g[b * no + o] * s, &x[b * ni..(b + 1) * ni], &words, self.t32());
             }
         });
         Ok(())
@@ -179,5 +190,6 @@ mod tests {
         let mut y = vec![0.0f32; 8];
         assert!(dc.forward(&[0.0f32; 5], &[0.0; 12], None, &mut y).is_err());
         assert!(DropConnect::new(2, 3, 4, -0.5, 0, 0).is_err());
+        assert!(DropConnect::new(2, 3, 4, 0.0, 0, 0).is_err());
     }
 }
