@@ -39,3 +39,36 @@ def simd_isa() -> str:
     """The instruction set picked at run time: "avx512", "avx2" or "scalar"."""
 
 def _panic_for_tests(message: str) -> None: ...
+
+# --- the dropout family --------------------------------------------------------------
+def bernoulli_map(
+    x: npt.NDArray[_F],
+    p: float,
+    a: float,
+    b: float,
+    dropped: float,
+    seed: int,
+    offset: int,
+    inner: int | None = None,
+) -> npt.NDArray[_F]:
+    """Kept units become ``a x + b``, dropped ones ``dropped`` (keep iff word < round((1-p) 2^32)).
+
+    ``inner=None`` reads one word per element; otherwise one word per contiguous group
+    of ``inner`` elements (channel dropout, DropPath, feature alpha dropout).
+    """
+
+def gaussian_map(x: npt.NDArray[_F], scale: float, multiplicative: bool, seed: int, offset: int) -> npt.NDArray[_F]:
+    """``x * (1 + scale z)`` or ``x + scale z``; ``z_i`` by Box-Muller from words 2i, 2i+1."""
+
+def drop_block2d(x: npt.NDArray[_F], p: float, block_size: int, seed: int, offset: int) -> npt.NDArray[_F]:
+    """DropBlock on (N, C, H, W); the same call on a gradient is its backward."""
+
+def dropconnect_forward(
+    x: npt.NDArray[_F], weight: npt.NDArray[_F], bias: npt.NDArray[_F] | None, p: float, seed: int, offset: int
+) -> npt.NDArray[_F]:
+    """Per-example DropConnect: x (B, I), weight (O, I) -> (B, O)."""
+
+def dropconnect_backward(
+    g: npt.NDArray[_F], x: npt.NDArray[_F], weight: npt.NDArray[_F], p: float, seed: int, offset: int
+) -> tuple[npt.NDArray[_F], npt.NDArray[_F]]:
+    """``(grad_input, grad_weight)`` of per-example DropConnect, masks regenerated."""
