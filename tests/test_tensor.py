@@ -167,3 +167,15 @@ def test_rand_and_randn_are_reproducible_and_distributed():
 def test_integer_tensors_cannot_require_grad():
     with pytest.raises(RuntimeError):
         dropcore.tensor([1, 2], requires_grad=True)
+
+
+def test_leaf_gradients_never_share_memory():
+    a = dropcore.ones(3, requires_grad=True)
+    b = dropcore.ones(3, requires_grad=True)
+    (a + b).sum().backward()  # both receive the same upstream array
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    user = np.ones(3, np.float32)
+    c = dropcore.ones(3, requires_grad=True)
+    c.backward(user)
+    c.grad.data[0] = 5
+    assert user[0] == 1  # the caller's gradient array is not aliased

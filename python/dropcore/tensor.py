@@ -311,12 +311,13 @@ class Tensor:
                 raise ValueError(f"gradient has shape {g0.shape} but the tensor has shape {self.data.shape}")
         order = self._topological_order()
         grads: dict[int, np.ndarray] = {id(self): g0}
+        handed_out: set[int] = {id(g0)}  # arrays some .grad may already hold
         for node in order:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._backward is None or node._retain:
-                node._accumulate(g)
+                node._accumulate(g, handed_out)
                 if node._backward is None:
                     continue
             parent_grads = node._backward(g)
@@ -332,10 +333,15 @@ class Tensor:
                 node._backward = _freed_backward
         return None
 
-    def _accumulate(self, g: np.ndarray) -> None:
+    def _accumulate(self, g: np.ndarray, handed_out: set[int]) -> None:
         g = np.asarray(g, dtype=self.data.dtype).reshape(self.data.shape)
         if self.grad is None:
-            self.grad = Tensor(g.copy())
+            # Keep a fresh gradient array as it is; copy one that is a view or that
+            # another .grad (or the caller) may hold, so no two .grad share memory.
+            if g.base is not None or id(g) in handed_out:
+                g = g.copy()
+            handed_out.add(id(g))
+            self.grad = Tensor(g)
         else:
             self.grad = Tensor(self.grad.data + g)
 
