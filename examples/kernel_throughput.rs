@@ -3,7 +3,7 @@
 //! The Python bench (`python -m dropcore bench`) measures the whole path against memcpy.
 
 use _core::dropout::{dropout_forward_with, DropoutRule};
-use _core::rng::{fill_words_with, Isa};
+use _core::rng::{available_isas, fill_words_with};
 use std::time::Instant;
 
 fn best_ns_per_elem(n: usize, mut f: impl FnMut()) -> f64 {
@@ -24,18 +24,8 @@ fn main() {
     let mut out = vec![0f32; n];
     let mut words = vec![0u32; n];
     let rule = DropoutRule::new(0.5, true).expect("valid p");
-    let mut isas = vec![Isa::Scalar];
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            isas.push(Isa::Avx2);
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            isas.push(Isa::Avx512);
-        }
-    }
     println!("{:<8} {:>14} {:>16}", "isa", "words ns/word", "dropout ns/elem");
-    for isa in isas {
+    for isa in available_isas() {
         let w = best_ns_per_elem(n, || fill_words_with(isa, 1, 0, &mut words));
         let d = best_ns_per_elem(n, || dropout_forward_with(isa, &x, &mut out, rule, 1, 0).expect("same lengths"));
         println!("{:<8} {:>14.3} {:>16.3}", format!("{isa:?}"), w, d);

@@ -279,19 +279,6 @@ mod tests {
             .collect()
     }
 
-    fn isas() -> Vec<Isa> {
-        let mut v = vec![Isa::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            v.push(Isa::Avx2);
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            v.push(Isa::Avx512);
-        }
-        v
-    }
-
     fn ramp<T: Real>(n: usize) -> Vec<T> {
         (0..n).map(|i| T::of(i as f64 * 0.25 - 7.0)).collect()
     }
@@ -302,7 +289,7 @@ mod tests {
                 let rule = DropoutRule::new(p, inverted).unwrap();
                 let x = ramp::<T>(n);
                 let want = reference(&x, rule, 11, 5);
-                for isa in isas() {
+                for isa in rng::available_isas() {
                     let mut out = vec![T::one(); n];
                     dropout_forward_with(isa, &x, &mut out, rule, 11, 5).unwrap();
                     assert_eq!(out, want, "{isa:?} n={n} p={p}");

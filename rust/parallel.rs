@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// Arrays shorter than this are processed on the calling thread.
-pub const SERIAL_BELOW: usize = 1 << 16;
+pub const SERIAL_BELOW: usize = 1 << 17;
 /// Elements per parallel task (a multiple of 64).
 pub const CHUNK: usize = 1 << 15;
 

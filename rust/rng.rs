@@ -107,6 +107,21 @@ pub fn isa() -> Isa {
     })
 }
 
+/// Every instruction set this CPU can run (tests and benchmarks compare them all).
+pub fn available_isas() -> Vec<Isa> {
+    let mut v = vec![Isa::Scalar];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            v.push(Isa::Avx2);
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            v.push(Isa::Avx512);
+        }
+    }
+    v
+}
+
 /// Fill `out` with words `offset .. offset + out.len()` of the stream of `seed`.
 pub fn fill_words(seed: u64, offset: u64, out: &mut [u32]) {
     fill_words_with(isa(), seed, offset, out)
@@ -442,22 +457,9 @@ mod tests {
         (0..n as u64).map(|k| word(seed, offset.wrapping_add(k))).collect()
     }
 
-    fn isas() -> Vec<Isa> {
-        let mut v = vec![Isa::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            v.push(Isa::Avx2);
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            v.push(Isa::Avx512);
-        }
-        v
-    }
-
     #[test]
     fn every_path_equals_the_scalar_word_bit_for_bit() {
-        for isa in isas() {
+        for isa in available_isas() {
             for &(seed, offset, n) in &[
                 (0u64, 0u64, 1000usize),
                 (42, 1, 333),

@@ -171,7 +171,7 @@ def _dropout_tensor(x, p: float, training: bool, inplace: bool, gen: Generator, 
             _eval_scale(x.data, p, inverted, True)
             return x
         factor = 1.0 - p
-        return _make_op(x.data * x.data.dtype.type(factor), (x,), lambda g: (g * g.dtype.type(factor),), "dropout")
+        return _make_op(x.data * x.data.dtype.type(factor), (x,), lambda g: (g * g.dtype.type(factor),), "MulBackward0")
     if p == 0.0:
         return x
     seed, offset = gen.take(x.data.size)
@@ -180,7 +180,7 @@ def _dropout_tensor(x, p: float, training: bool, inplace: bool, gen: Generator, 
         return x
     out = _apply(x.data, p, seed, offset, inverted, False)
     # The same map on the gradient: dx = dy * keep * s, with the mask recomputed.
-    return _make_op(out, (x,), lambda g: (_apply(g, p, seed, offset, inverted, False),), "dropout")
+    return _make_op(out, (x,), lambda g: (_apply(g, p, seed, offset, inverted, False),), "NativeDropoutBackward0")
 
 
 # --- the dropout family (issue 4) ----------------------------------------------------

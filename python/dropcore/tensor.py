@@ -334,7 +334,9 @@ class Tensor:
         return None
 
     def _accumulate(self, g: np.ndarray, handed_out: set[int]) -> None:
-        g = np.asarray(g, dtype=self.data.dtype).reshape(self.data.shape)
+        g = np.asarray(g, dtype=self.data.dtype)
+        if g.shape != self.data.shape:
+            g = g.reshape(self.data.shape)
         if self.grad is None:
             # Keep a fresh gradient array as it is; copy one that is a view or that
             # another .grad (or the caller) may hold, so no two .grad share memory.
