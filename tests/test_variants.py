@@ -273,3 +273,16 @@ def test_mc_predict_keeps_every_family_member_stochastic():
     model = nn.Sequential(nn.Linear(5, 8), nn.GaussianNoise(0.3), nn.ReLU(), nn.DropConnectLinear(8, 3, 0.5, per_sample=True))
     r = dropcore.mc.predict(model, np.ones((4, 5), np.float32), samples=10)
     assert r.mutual_information.max() > 0
+
+
+def test_channel_dropout_into_an_out_buffer():
+    x = np.random.default_rng(22).standard_normal((4, 6, 5, 5)).astype(np.float32)
+    buf = np.full_like(x, 7.0)
+    got = F.dropout2d(x, 0.5, generator=dropcore.Generator(23), out=buf)
+    assert got is buf
+    np.testing.assert_array_equal(buf, F.dropout2d(x, 0.5, generator=dropcore.Generator(23)))
+    with pytest.raises(ValueError):
+        F.dropout2d(x, 0.5, out=np.empty((4, 6, 5), np.float32))
+    with pytest.raises(TypeError):
+        F.dropout2d(dropcore.tensor(x), 0.5, out=buf)
+    np.testing.assert_array_equal(F.dropout2d(x, 0.5, training=False, out=buf), x)

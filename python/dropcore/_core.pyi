@@ -50,6 +50,7 @@ def bernoulli_map(
     seed: int,
     offset: int,
     inner: int | None = None,
+    out: npt.NDArray[_F] | None = None,
 ) -> npt.NDArray[_F]:
     """Kept units become ``a x + b``, dropped ones ``dropped`` (keep iff word < round((1-p) 2^32)).
 

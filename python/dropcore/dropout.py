@@ -219,16 +219,26 @@ def _array_of(input, name: str = "input") -> np.ndarray:
     return _check_float_array(input.data if isinstance(input, Tensor) else input, name)
 
 
-def _grouped(input, p, training, inplace, generator, groups_shape, a, b, dropped, grad_a, name):
-    """Bernoulli dropout of whole groups: ``groups_shape`` leading dims share one word."""
+def _grouped(input, p, training, inplace, generator, groups_shape, a, b, dropped, grad_a, name, out=None):
+    """Bernoulli dropout of whole groups: ``groups_shape`` leading dims share one word.
+
+    ``out`` (NumPy path only) receives the result instead of a new array.
+    """
     x = _array_of(input)
+    if out is not None:
+        if not isinstance(input, np.ndarray):
+            raise TypeError("out= is for NumPy arrays; Tensors get a new result")
+        _check_out(out, x)
     if not training or p == 0.0:
-        return input
+        if out is None:
+            return input
+        out[...] = x
+        return out
     groups = int(np.prod(groups_shape)) if groups_shape else 1
     inner = x.size // groups if groups else 1
 
     def fwd(arr, seed, offset):
-        return _core.bernoulli_map(arr, p, a, b, dropped, seed, offset, max(inner, 1))
+        return _core.bernoulli_map(arr, p, a, b, dropped, seed, offset, max(inner, 1), out)
 
     def bwd(g, seed, offset):
         return _core.bernoulli_map(g, p, grad_a, 0.0, 0.0, seed, offset, max(inner, 1))
@@ -247,29 +257,30 @@ def _channel_groups(x: np.ndarray, name: str, batched_rank: int) -> tuple[int, .
     )
 
 
-def _channel_dropout(input, p, training, inplace, generator, name, batched_rank):
+def _channel_dropout(input, p, training, inplace, generator, name, batched_rank, out):
     p = _check_p(p)
     x = _array_of(input)
     groups = _channel_groups(x, name, batched_rank)
     s = 1.0 / (1.0 - p) if p < 1.0 else 0.0
-    return _grouped(input, p, training, inplace, generator, groups, s, 0.0, 0.0, s, name)
+    return _grouped(input, p, training, inplace, generator, groups, s, 0.0, 0.0, s, name, out)
 
 
-def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None, *, out=None):
     """Zero whole channels of (N, C, L) or (C, L) input with probability ``p``
-    (one word per (sample, channel)); survivors scaled by 1/(1-p)."""
-    return _channel_dropout(input, p, training, inplace, generator, "dropout1d", 3)
+    (one word per (sample, channel)); survivors scaled by 1/(1-p). ``out``: as for
+    :func:`dropout` (NumPy path)."""
+    return _channel_dropout(input, p, training, inplace, generator, "dropout1d", 3, out)
 
 
-def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None, *, out=None):
     """Zero whole channels (SpatialDropout, Tompson et al. 2015) of (N, C, H, W) or
     (C, H, W) input with probability ``p``; survivors scaled by 1/(1-p)."""
-    return _channel_dropout(input, p, training, inplace, generator, "dropout2d", 4)
+    return _channel_dropout(input, p, training, inplace, generator, "dropout2d", 4, out)
 
 
-def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None, *, out=None):
     """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability ``p``."""
-    return _channel_dropout(input, p, training, inplace, generator, "dropout3d", 5)
+    return _channel_dropout(input, p, training, inplace, generator, "dropout3d", 5, out)
 
 
 def _alpha_constants(p: float) -> tuple[float, float, float]:

@@ -1,10 +1,10 @@
 //! Binding of the RNG, the thread pool and element dropout.
 
-use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArrayDyn, PyArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{dispatch_float, float_array, new_array, require_contiguous, Elem};
+use super::{dispatch_float, float_array, output_for, require_contiguous, Elem};
 use crate::dropout::{dropout_forward, dropout_forward_inplace, DropoutRule};
 use crate::{parallel, rng};
 
@@ -50,25 +50,10 @@ fn dropout_typed<'py, T: Elem>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = a.py();
     require_contiguous(&a, "input")?;
-    let out = match out {
-        Some(o) if o.is(&a) => return dropout_typed(a, rule, seed, offset, true, None),
-        Some(o) => {
-            let o = o
-                .cast::<PyArrayDyn<T>>()
-                .map_err(|_| PyValueError::new_err("out must be an array of the input's dtype"))?
-                .clone();
-            require_contiguous(&o, "out")?;
-            if o.shape() != a.shape() {
-                return Err(PyValueError::new_err(format!(
-                    "out has shape {:?} but the input has shape {:?}",
-                    o.shape(),
-                    a.shape()
-                )));
-            }
-            o
-        }
-        None => new_array::<T>(py, a.shape()),
-    };
+    if matches!(out, Some(o) if o.is(&a)) {
+        return dropout_typed(a, rule, seed, offset, true, None);
+    }
+    let out = output_for(&a, out)?;
     if inplace {
         let mut rw = a
             .try_readwrite()

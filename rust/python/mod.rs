@@ -81,6 +81,30 @@ pub(crate) fn new_array<'py, T: Elem>(py: Python<'py>, shape: &[usize]) -> Bound
     unsafe { PyArray::<T, IxDyn>::new(py, IxDyn(shape), false) }
 }
 
+/// Where a kernel writes the result for input `a`: the caller's `out` (checked: the
+/// input's dtype and shape, C-contiguous) or a fresh array.
+pub(crate) fn output_for<'py, T: Elem>(
+    a: &Bound<'py, PyArrayDyn<T>>,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let Some(o) = out else {
+        return Ok(new_array::<T>(a.py(), a.shape()));
+    };
+    let o = o
+        .cast::<PyArrayDyn<T>>()
+        .map_err(|_| PyValueError::new_err("out must be an array of the input's dtype"))?
+        .clone();
+    require_contiguous(&o, "out")?;
+    if o.shape() != a.shape() {
+        return Err(PyValueError::new_err(format!(
+            "out has shape {:?} but the input has shape {:?}",
+            o.shape(),
+            a.shape()
+        )));
+    }
+    Ok(o)
+}
+
 /// The contiguous data of `a` for reading, or a `ValueError`.
 pub(crate) fn require_contiguous<T: Elem>(a: &Bound<'_, PyArrayDyn<T>>, name: &str) -> PyResult<()> {
     if a.is_c_contiguous() {

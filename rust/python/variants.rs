@@ -5,7 +5,7 @@ use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{dispatch_float, float_array, new_array, require_contiguous, Elem};
+use super::{dispatch_float, float_array, new_array, output_for, require_contiguous, Elem};
 use crate::dropout::{masked_map, Affine, KeepMap, Scale};
 use crate::error::check_probability;
 use crate::rng::keep_threshold;
@@ -14,22 +14,33 @@ use crate::variants::dropconnect::DropConnect;
 use crate::variants::gaussian;
 use crate::variants::grouped::grouped_masked_map;
 
-/// Output array of `a`'s shape filled by `kernel(x, out)` with the GIL released.
-fn map_new<'py, T: Elem>(
+/// `kernel(x, out)` with the GIL released, into `out` (checked) or a fresh array.
+fn map_into<'py, T: Elem>(
     a: &Bound<'py, PyArrayDyn<T>>,
+    out: Option<&Bound<'py, PyAny>>,
     kernel: impl FnOnce(&[T], &mut [T]) -> crate::Result<()> + Send,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = a.py();
     require_contiguous(a, "input")?;
-    let out = new_array::<T>(py, a.shape());
+    let out = output_for(a, out)?;
     {
         let ro = a.readonly();
         let xs = ro.as_slice()?;
-        let mut rw = out.readwrite();
+        // Fails (rather than aliasing) if `out` overlaps `x` or is read-only.
+        let mut rw = out
+            .try_readwrite()
+            .map_err(|e| PyValueError::new_err(format!("out must be writeable and must not overlap the input: {e}")))?;
         let os = rw.as_slice_mut()?;
         py.detach(|| kernel(xs, os))?;
     }
     Ok(out.into_any())
+}
+
+fn map_new<'py, T: Elem>(
+    a: &Bound<'py, PyArrayDyn<T>>,
+    kernel: impl FnOnce(&[T], &mut [T]) -> crate::Result<()> + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    map_into(a, None, kernel)
 }
 
 /// The kept/dropped map: `x * a` and 0 when `b == dropped == 0`, else `a x + b` / `dropped`.
@@ -57,9 +68,9 @@ fn run_map<T: Elem>(
 
 /// Bernoulli keep/drop with drop probability `p` and an affine kept/dropped map:
 /// kept `a x + b`, dropped `dropped`. `inner=None`: one word per element; otherwise one
-/// word per contiguous group of `inner` elements.
+/// word per contiguous group of `inner` elements. Writes into `out` when given.
 #[pyfunction]
-#[pyo3(signature = (x, p, a, b, dropped, seed, offset, inner = None))]
+#[pyo3(signature = (x, p, a, b, dropped, seed, offset, inner = None, out = None))]
 #[allow(clippy::too_many_arguments)]
 fn bernoulli_map<'py>(
     x: &Bound<'py, PyAny>,
@@ -70,10 +81,11 @@ fn bernoulli_map<'py>(
     seed: u64,
     offset: u64,
     inner: Option<usize>,
+    out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     check_probability("dropout probability", p)?;
     let t = keep_threshold(p);
-    dispatch_float!(float_array(x, "input")?, |arr| map_new(&arr, |xs, os| run_map(xs, os, inner, t, (a, b, dropped), seed, offset)))
+    dispatch_float!(float_array(x, "input")?, |arr| map_into(&arr, out, |xs, os| run_map(xs, os, inner, t, (a, b, dropped), seed, offset)))
 }
 
 /// Gaussian noise: `x * (1 + scale z)` if `multiplicative`, else `x + scale z`.

@@ -29,6 +29,7 @@ def run(quick: bool = False) -> list[str]:
         "dropout, out=": lambda: F.dropout(x, 0.5, generator=g, out=dst),
         "dropout": lambda: F.dropout(x, 0.5, generator=g),
         "dropout, inverted=False": lambda: F.dropout(x, 0.5, generator=g, inverted=False),
+        "Dropout2d, out=": lambda: F.dropout2d(x, 0.5, generator=g, out=dst),
         "Dropout2d": lambda: F.dropout2d(x, 0.5, generator=g),
         "AlphaDropout": lambda: F.alpha_dropout(x, 0.5, training=True, generator=g),
         "FeatureAlphaDropout": lambda: F.feature_alpha_dropout(x, 0.5, training=True, generator=g),
