@@ -1,7 +1,5 @@
 """Optimizers against PyTorch's update rules written out independently in NumPy."""
 
-import math
-
 import numpy as np
 import pytest
 

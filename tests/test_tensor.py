@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import dropcore
-from dropcore import Tensor
 
 import philox_ref
 from gradcheck import gradcheck

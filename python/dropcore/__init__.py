@@ -32,7 +32,6 @@ from .tensor import (
     zeros,
     zeros_like,
 )
-from . import dropout as _dropout_module  # noqa: E402  (the functional dropout family)
 from . import data, functional, mc, nn, optim  # noqa: E402
 
 __version__ = _core.__version__

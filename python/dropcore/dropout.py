@@ -396,7 +396,7 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
     every example its own mask (words ``b * out * in + o * in + i``), generated inside
     the kernel without materialising ``B`` weight matrices. Eval: the plain layer."""
     from .functional import linear
-    from .tensor import Tensor, _make_op
+    from .tensor import _make_op
 
     p = _check_p(p, "dropconnect probability")
     if not training or p == 0.0:

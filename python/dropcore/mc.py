@@ -47,8 +47,9 @@ class MCPrediction:
 
 
 def _is_stochastic(m: Module) -> bool:
-    """The dropout family (and any module that sets ``_mc_active``) stays stochastic."""
-    return isinstance(m, _DropoutNd) or getattr(m, "_mc_active", False)
+    """The dropout family stays stochastic, and so does any module that sets
+    ``_mc_active = True`` (DropConnect, user layers); ``_mc_active = False`` opts out."""
+    return bool(getattr(m, "_mc_active", isinstance(m, _DropoutNd)))
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -59,6 +60,17 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def _entropy(p: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
+
+
+# Default memory budget of one forward: the tiled input of a chunk stays under 64 MiB
+# (the hidden activations are of the same order for MLPs), and at most 64K rows.
+_TILE_BYTES = 64 << 20
+_MAX_ROWS = 65_536
+
+
+def _default_rows(data: np.ndarray) -> int:
+    row_bytes = max(1, int(np.prod(data.shape[1:], dtype=np.int64)) * data.itemsize)
+    return int(max(1, min(_MAX_ROWS, _TILE_BYTES // row_bytes)))
 
 
 def predict(
@@ -73,46 +85,93 @@ def predict(
 
     Args:
         model: a classifier returning logits (B, C).
-        x: the inputs (B, ...), a Tensor or an ndarray.
+        x: the inputs (B, ...), a Tensor or an ndarray (an ndarray is cast to the
+            model's parameter dtype).
         samples: number of stochastic passes T.
-        batch_size: at most this many rows (T x inputs) per forward; default 32,768.
+        batch_size: at most this many rows (T x inputs) per forward. Default: what
+            keeps the tiled input of one forward under 64 MiB (at most 65,536 rows).
         generator: draw the dropout masks from this Generator (default: the global
-            one); the result is then a function of its state.
+            one) and advance it by the words used; the result is then a function of
+            its state (and of ``batch_size``, which decides the chunks).
         return_samples: also return the (T, B, C) probabilities.
 
-    Every module's ``training`` flag is restored afterwards.
+    Word layout (what makes a batched run replayable pass by pass): the inputs are cut
+    into chunks of ``n = batch_size // T`` inputs; each chunk is tiled sample-major to
+    ``(T * n, ...)`` and goes through one forward, in which every dropout layer makes
+    one call over its ``(T * n, ...)`` input, so pass ``t`` of that call reads the
+    ``t``-th contiguous ``n * features`` words of the layer's range. Dropout modules
+    that carry their own generator draw from ``generator`` instead while it is given.
+    The global default generator is borrowed for the duration (not thread-safe).
+
+    Every module's ``training`` flag is restored afterwards; all modules other than
+    the dropout family run in eval mode (BatchNorm uses its running statistics and
+    does not update them).
+
+    Example:
+        >>> r = dropcore.mc.predict(model, x_test, samples=30, generator=dropcore.Generator(0))
+        >>> r.mean.argmax(1), r.mutual_information   # prediction, model uncertainty
     """
-    if samples < 1:
-        raise ValueError(f"samples must be at least 1, but got {samples}")
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be a positive int, but got {samples!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int, but got {batch_size!r}")
+    if generator is not None and not isinstance(generator, _random.Generator):
+        raise TypeError(f"generator must be a dropcore.Generator, but got {type(generator).__name__}")
+    samples = int(samples)
+    if isinstance(x, Tensor):
+        data = x.data
+    else:
+        data = np.asarray(x)
+        params = [p.data.dtype for p in model.parameters()]
+        if params and data.dtype != params[0]:
+            data = data.astype(params[0])
+    if data.ndim < 1:
+        raise ValueError("x must have a batch dimension, but got a scalar")
     n = data.shape[0]
-    rows = batch_size or 32_768
-    per_chunk = max(1, rows // samples)
-    flags = [(m, m.training) for m in model.modules()]
+    rows = int(batch_size) if batch_size is not None else max(samples, _default_rows(data))
+    per_chunk = max(1, rows // samples)  # inputs per forward
+    per_pass = samples if per_chunk * samples <= rows else max(1, rows)  # passes per forward
+
+    modules = list(model.modules())
+    flags = [(m, m.training) for m in modules]
+    own_generators = []
     default = _random.default_generator
     saved_default = default.get_state()
-    if generator is not None:
-        default.set_state(generator.get_state())
+    probs = []
     try:
-        model.eval()
-        for m in model.modules():
-            if _is_stochastic(m):
-                object.__setattr__(m, "training", True)
-        probs = []
+        if generator is not None:
+            default.set_state(generator.get_state())
+            for m in modules:
+                if _is_stochastic(m) and getattr(m, "generator", None) is not None:
+                    own_generators.append((m, m.generator))
+                    object.__setattr__(m, "generator", None)
+        for m in modules:
+            object.__setattr__(m, "training", _is_stochastic(m))
         with no_grad():
             for start in range(0, n, per_chunk):
                 chunk = data[start : start + per_chunk]
-                tiled = np.broadcast_to(chunk, (samples, *chunk.shape)).reshape(samples * len(chunk), *chunk.shape[1:])
-                logits = model(Tensor(np.ascontiguousarray(tiled))).data
-                probs.append(_softmax(logits.reshape(samples, len(chunk), -1)))
+                parts = []
+                for t0 in range(0, samples, per_pass):
+                    t = min(per_pass, samples - t0)
+                    tiled = np.broadcast_to(chunk, (t, *chunk.shape)).reshape(t * len(chunk), *chunk.shape[1:])
+                    logits = model(Tensor(np.ascontiguousarray(tiled))).data
+                    parts.append(_softmax(logits.reshape(t, len(chunk), -1)))
+                probs.append(np.concatenate(parts, axis=0))
     finally:
         for m, mode in flags:
             object.__setattr__(m, "training", mode)
+        for m, g in own_generators:
+            object.__setattr__(m, "generator", g)
         if generator is not None:
             generator.set_state(default.get_state())
             default.set_state(saved_default)
+    if not probs:  # an empty batch
+        c = 0
+        return MCPrediction(np.zeros((0, c)), np.zeros((0, c)), np.zeros(0), np.zeros(0),
+                            np.zeros((samples, 0, c)) if return_samples else None)
     p = np.concatenate(probs, axis=1)
     mean = p.mean(axis=0)
     entropy = _entropy(mean)
+    # H[mean] >= mean H[p_t] by concavity; clip the rounding noise around 0.
     mi = np.maximum(entropy - _entropy(p).mean(axis=0), 0.0)
     return MCPrediction(mean, p.var(axis=0), entropy, mi, p if return_samples else None)

@@ -23,7 +23,7 @@ pub fn grouped_masked_map<T: Real, M: KeepMap<T>>(
     offset: u64,
 ) -> Result<()> {
     check_same_len("grouped dropout input and output lengths", x.len(), out.len())?;
-    if inner == 0 || x.len() % inner != 0 {
+    if inner == 0 || !x.len().is_multiple_of(inner) {
         return Err(EngineError::Invalid(format!(
             "grouped dropout: {} elements do not split into groups of {inner}",
             x.len()
