@@ -1,4 +1,5 @@
-"""MC-dropout prediction: probabilities, uncertainty identities, determinism, modes."""
+"""MC-dropout prediction: probabilities, uncertainty identities, determinism, modes,
+and the word layout that lets a batched run be replayed pass by pass."""
 
 import numpy as np
 import pytest
@@ -7,29 +8,70 @@ import dropcore
 import dropcore.nn as nn
 from dropcore import mc
 
+H = 16  # hidden width of the test models
+
 
 def make_model(p=0.5, bn=False):
     dropcore.manual_seed(0)
-    layers = [nn.Linear(6, 16)]
+    layers = [nn.Linear(6, H)]
     if bn:
-        layers.append(nn.BatchNorm1d(16))
-    layers += [nn.ReLU(), nn.Dropout(p), nn.Linear(16, 4)]
+        layers.append(nn.BatchNorm1d(H))
+    layers += [nn.ReLU(), nn.Dropout(p), nn.Linear(H, 4)]
     return nn.Sequential(*layers)
 
 
+def make_two_dropout_model():
+    dropcore.manual_seed(1)
+    return nn.Sequential(nn.Linear(6, H), nn.ReLU(), nn.Dropout(0.3), nn.Linear(H, 8), nn.ReLU(),
+                         nn.Dropout(0.6), nn.Linear(8, 3))
+
+
 X = np.random.default_rng(0).standard_normal((9, 6)).astype(np.float32)
+
+
+def softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def replay_pass(model, x, starts):
+    """One stochastic pass, dropout layer k reading words from ``starts[k]`` (default stream)."""
+    h = dropcore.tensor(x)
+    k = 0
+    with dropcore.no_grad():
+        for layer in model:
+            if isinstance(layer, nn.Dropout):
+                dropcore.default_generator.set_state(starts[k])
+                k += 1
+                layer.train()
+            h = layer(h)
+    return softmax(h.data)
 
 
 def test_shapes_and_probability_identities():
     r = mc.predict(make_model(), X, samples=25, generator=dropcore.Generator(1), return_samples=True)
     assert r.mean.shape == (9, 4) and r.variance.shape == (9, 4)
     assert r.entropy.shape == (9,) and r.mutual_information.shape == (9,)
+    assert r.samples.shape == (25, 9, 4)
     np.testing.assert_allclose(r.mean.sum(1), 1, rtol=1e-5)
+    np.testing.assert_allclose(r.samples.sum(2), 1, rtol=1e-5)
     assert (r.variance >= 0).all()
     assert (r.mutual_information >= 0).all() and (r.mutual_information <= r.entropy + 1e-6).all()
     assert (r.entropy <= np.log(4) + 1e-6).all()
-    np.testing.assert_allclose(r.samples.mean(0), r.mean, rtol=1e-6)
-    assert r.mutual_information.max() > 1e-4  # dropout makes the passes differ
+    assert r.mutual_information.max() > 1e-3  # dropout makes the passes differ
+    np.testing.assert_array_equal(r.prediction, r.mean.argmax(1))
+
+
+def test_statistics_match_their_definitions_on_the_samples():
+    r = mc.predict(make_model(), X, samples=12, generator=dropcore.Generator(5), return_samples=True)
+    s = r.samples.astype(np.float64)
+    mean = s.mean(0)
+    np.testing.assert_allclose(r.mean, mean, rtol=1e-6)
+    np.testing.assert_allclose(r.variance, ((s - mean) ** 2).mean(0), rtol=1e-5, atol=1e-9)
+    h_mean = -(mean * np.log(mean)).sum(1)
+    h_each = -(s * np.log(s)).sum(2).mean(0)
+    np.testing.assert_allclose(r.entropy, h_mean, rtol=1e-5)
+    np.testing.assert_allclose(r.mutual_information, h_mean - h_each, atol=1e-5)
 
 
 def test_no_dropout_means_no_model_uncertainty():
@@ -38,39 +80,83 @@ def test_no_dropout_means_no_model_uncertainty():
     r = mc.predict(plain, X, samples=10)
     np.testing.assert_allclose(r.variance, 0, atol=1e-12)
     np.testing.assert_allclose(r.mutual_information, 0, atol=1e-6)
+    plain.eval()
+    with dropcore.no_grad():
+        np.testing.assert_allclose(r.mean, softmax(plain(dropcore.tensor(X)).data), rtol=1e-5)
 
 
 def test_deterministic_given_the_generator_and_it_advances():
     model = make_model()
+    dropcore.manual_seed(123)
+    before = dropcore.default_generator.get_state()
     g1, g2 = dropcore.Generator(7), dropcore.Generator(7)
     a = mc.predict(model, X, samples=8, generator=g1)
     b = mc.predict(model, X, samples=8, generator=g2)
     np.testing.assert_array_equal(a.mean, b.mean)
-    assert g1.offset == 8 * 9 * 16  # one dropout call over T x B x 16 units
+    assert g1.offset == 8 * 9 * H  # one dropout call over T x B x H units
+    assert dropcore.default_generator.get_state() == before  # the global stream is untouched
     c = mc.predict(model, X, samples=8, generator=g1)
     assert not np.array_equal(a.mean, c.mean)
 
 
+def test_without_a_generator_the_default_stream_is_used():
+    model = make_model()
+    dropcore.manual_seed(3)
+    a = mc.predict(model, X, samples=4)
+    assert dropcore.default_generator.offset == 4 * 9 * H
+    b = mc.predict(model, X, samples=4, generator=dropcore.Generator(3))
+    np.testing.assert_array_equal(a.mean, b.mean)
+
+
+def test_a_module_generator_is_overridden_by_the_given_one():
+    model = make_model()
+    model[2].generator = own = dropcore.Generator(99)
+    a = mc.predict(model, X, samples=4, generator=dropcore.Generator(3))
+    assert model[2].generator is own and own.offset == 0
+    model[2].generator = None
+    b = mc.predict(model, X, samples=4, generator=dropcore.Generator(3))
+    np.testing.assert_array_equal(a.mean, b.mean)
+
+
 def test_batched_passes_equal_a_per_sample_loop_on_the_same_words():
-    """Sample t of the batched run reads the word range a separate pass t would read."""
-    model = make_model()
-    T, B = 5, len(X)
-    r = mc.predict(model, X, samples=T, generator=dropcore.Generator(3), return_samples=True)
-    model.train()
+    """Pass t of layer k reads words [start_k + t*B*F_k, start_k + (t+1)*B*F_k)."""
+    model = make_two_dropout_model()
+    T, B, seed = 5, len(X), 3
+    r = mc.predict(model, X, samples=T, generator=dropcore.Generator(seed), return_samples=True)
+    start2 = T * B * H  # the second dropout layer's range follows the first one's
     for t in range(T):
-        dropcore.default_generator.set_state((3, t * B * 16))
-        with dropcore.no_grad():
-            logits = model(dropcore.tensor(X)).data
-        p = np.exp(logits - logits.max(1, keepdims=True))
-        np.testing.assert_allclose(r.samples[t], p / p.sum(1, keepdims=True), rtol=1e-5, atol=1e-7)
+        ref = replay_pass(model, X, [(seed, t * B * H), (seed, start2 + t * B * 8)])
+        np.testing.assert_allclose(r.samples[t], ref, rtol=1e-5, atol=1e-7)
+    # and the samples really differ from one another
+    assert not np.allclose(r.samples[0], r.samples[1])
 
 
-def test_chunking_by_batch_size_changes_nothing_but_memory():
+def test_chunks_over_inputs_are_independent_predictions_on_consecutive_ranges():
+    model = make_two_dropout_model()
+    T, seed = 4, 2
+    g = dropcore.Generator(seed)
+    r = mc.predict(model, X, samples=T, generator=g, batch_size=8, return_samples=True)  # 2 inputs per forward
+    offset = 0
+    for start in range(0, len(X), 2):
+        part = X[start : start + 2]
+        ref = mc.predict(model, part, samples=T, generator=dropcore.Generator(seed, offset), return_samples=True)
+        np.testing.assert_allclose(r.samples[:, start : start + 2], ref.samples, rtol=1e-6)
+        offset += T * len(part) * (H + 8)
+    assert g.offset == offset
+
+
+def test_batch_size_below_samples_splits_the_passes():
     model = make_model()
-    a = mc.predict(model, X, samples=4, generator=dropcore.Generator(2), batch_size=8)  # 2 inputs per chunk
-    b = mc.predict(model, X, samples=4, generator=dropcore.Generator(2))
-    assert a.mean.shape == b.mean.shape
-    np.testing.assert_allclose(a.mean.sum(1), 1, rtol=1e-5)
+    T, seed = 7, 4
+    r = mc.predict(model, X, samples=T, generator=dropcore.Generator(seed), batch_size=3, return_samples=True)
+    # input i, passes [t0, t0+3): one forward of 3 rows, i.e. 3*H consecutive words each
+    offset = 0
+    for i in range(len(X)):
+        for t0 in range(0, T, 3):
+            for t in range(t0, min(T, t0 + 3)):
+                ref = replay_pass(model, X[i : i + 1], [(seed, offset)])
+                np.testing.assert_allclose(r.samples[t, i], ref[0], rtol=1e-5, atol=1e-7)
+                offset += H
 
 
 def test_training_flags_restored_and_batchnorm_stays_in_eval():
@@ -79,16 +165,67 @@ def test_training_flags_restored_and_batchnorm_stays_in_eval():
     model(dropcore.tensor(X))  # some running statistics
     bn = model[1]
     before = (bn.running_mean.copy(), bn.running_var.copy(), int(bn.num_batches_tracked))
-    mc.predict(model, X, samples=6)
+    r = mc.predict(model, X, samples=6, generator=dropcore.Generator(0), return_samples=True)
     assert all(m.training for m in model.modules())
     np.testing.assert_array_equal(bn.running_mean, before[0])
     np.testing.assert_array_equal(bn.running_var, before[1])
     assert int(bn.num_batches_tracked) == before[2]
+    # BatchNorm normalised with its running statistics, not with the (tiled) batch's
+    bn.eval()
+    ref = replay_pass(model, X, [(0, 0)])
+    np.testing.assert_allclose(r.samples[0], ref, rtol=1e-5, atol=1e-7)
     model.eval()
     mc.predict(model, X, samples=2)
     assert not any(m.training for m in model.modules())
+    model[0].train()  # a mixed state comes back exactly
+    mc.predict(model, X, samples=2)
+    assert [m.training for m in model.modules()] == [False, True, False, False, False, False]
 
 
-def test_bad_samples():
+def test_flags_restored_when_the_forward_fails():
+    model = make_model()
+    model.train()
+    with pytest.raises(Exception):
+        mc.predict(model, np.zeros((3, 5), np.float32), samples=2, generator=dropcore.Generator(0))
+    assert all(m.training for m in model.modules())
+
+
+class Noisy(nn.Module):
+    """A user layer that is stochastic only in training mode."""
+
+    _mc_active = True
+
+    def forward(self, x):
+        return x + (dropcore.randn(*x.shape) if self.training else 0.0)
+
+
+def test_mc_active_marker_and_opt_out():
+    dropcore.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4), Noisy())
+    r = mc.predict(model, X, samples=5)
+    assert r.variance.max() > 0
+    quiet = make_model()
+    quiet[2]._mc_active = False  # a dropout layer opted out: no model uncertainty
+    r = mc.predict(quiet, X, samples=5)
+    np.testing.assert_allclose(r.variance, 0, atol=1e-12)
+
+
+def test_tensor_and_array_inputs_agree_and_arrays_take_the_model_dtype():
+    model = make_model()
+    a = mc.predict(model, dropcore.tensor(X), samples=3, generator=dropcore.Generator(1))
+    b = mc.predict(model, X.astype(np.float64), samples=3, generator=dropcore.Generator(1))
+    np.testing.assert_array_equal(a.mean, b.mean)
+    assert b.mean.dtype == np.float32
+
+
+def test_empty_batch():
+    r = mc.predict(make_model(), X[:0], samples=3, return_samples=True)
+    assert r.mean.shape == (0, 4) and r.entropy.shape == (0,) and r.samples.shape == (3, 0, 4)
+
+
+@pytest.mark.parametrize("kwargs", [{"samples": 0}, {"samples": 2.5}, {"batch_size": 0}])
+def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
-        mc.predict(make_model(), X, samples=0)
+        mc.predict(make_model(), X, **{"samples": 2, **kwargs})
+    with pytest.raises(TypeError):
+        mc.predict(make_model(), X, samples=2, generator=3)

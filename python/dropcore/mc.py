@@ -148,14 +148,14 @@ def predict(
         for m in modules:
             object.__setattr__(m, "training", _is_stochastic(m))
         with no_grad():
-            for start in range(0, n, per_chunk):
+            for start in range(0, n, per_chunk) if n else [0]:  # an empty batch still gives (T, 0, C)
                 chunk = data[start : start + per_chunk]
                 parts = []
                 for t0 in range(0, samples, per_pass):
                     t = min(per_pass, samples - t0)
                     tiled = np.broadcast_to(chunk, (t, *chunk.shape)).reshape(t * len(chunk), *chunk.shape[1:])
                     logits = model(Tensor(np.ascontiguousarray(tiled))).data
-                    parts.append(_softmax(logits.reshape(t, len(chunk), -1)))
+                    parts.append(_softmax(logits.reshape(t, len(chunk), logits.shape[-1])))
                 probs.append(np.concatenate(parts, axis=0))
     finally:
         for m, mode in flags:
@@ -165,10 +165,6 @@ def predict(
         if generator is not None:
             generator.set_state(default.get_state())
             default.set_state(saved_default)
-    if not probs:  # an empty batch
-        c = 0
-        return MCPrediction(np.zeros((0, c)), np.zeros((0, c)), np.zeros(0), np.zeros(0),
-                            np.zeros((samples, 0, c)) if return_samples else None)
     p = np.concatenate(probs, axis=1)
     mean = p.mean(axis=0)
     entropy = _entropy(mean)
