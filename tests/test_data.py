@@ -83,3 +83,55 @@ def test_idx_errors(tmp_path):
         data.load_idx(tmp_path / "u")
     with pytest.raises(FileNotFoundError):
         data.load_mnist(tmp_path, "t10k")
+
+
+def test_idx_damaged_gzip_short_file_and_big_endian_dims(tmp_path):
+    write_idx(tmp_path / "a.gz", np.random.default_rng(1).integers(0, 256, (3, 100), dtype=np.uint8), 0x08, compress=True)
+    raw = (tmp_path / "a.gz").read_bytes()
+    (tmp_path / "cut.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="gzip"):
+        data.load_idx(tmp_path / "cut.gz")
+    (tmp_path / "short").write_bytes(b"\x00\x00")
+    with pytest.raises(ValueError, match="too short"):
+        data.load_idx(tmp_path / "short")
+    # a dimension above 255 only reads right with big-endian, 4-byte sizes
+    big = np.arange(2 * 300, dtype=np.int32).reshape(2, 300) - 7
+    write_idx(tmp_path / "i4", big, 0x0C)
+    out = data.load_idx(tmp_path / "i4")
+    assert out.shape == (2, 300) and out.dtype == np.int32
+    np.testing.assert_array_equal(out, big)
+    # a header promising more dimensions than the file holds
+    (tmp_path / "hdr").write_bytes(b"\x00\x00\x08\x03\x00\x00\x00\x02")
+    with pytest.raises(ValueError, match="truncated header"):
+        data.load_idx(tmp_path / "hdr")
+
+
+def test_mnist_t10k_with_dot_names_and_mismatched_counts(tmp_path):
+    write_idx(tmp_path / "t10k-images.idx3-ubyte", np.zeros((4, 28, 28), np.uint8), 0x08)
+    write_idx(tmp_path / "t10k-labels.idx1-ubyte", np.arange(4, dtype=np.uint8), 0x08)
+    x, y = data.load_mnist(tmp_path, "t10k")
+    assert x.shape == (4, 28, 28) and list(y) == [0, 1, 2, 3]
+    write_idx(tmp_path / "t10k-labels.idx1-ubyte", np.arange(3, dtype=np.uint8), 0x08)
+    with pytest.raises(ValueError, match="4 images but 3 labels"):
+        data.load_mnist(tmp_path, "t10k")
+    with pytest.raises(ValueError, match="kind"):
+        data.load_mnist(tmp_path, "test")
+
+
+def test_minibatches_from_a_numpy_generator_differ_per_epoch():
+    x = np.arange(20)
+    g = np.random.default_rng(0)
+    e1 = np.concatenate(list(data.minibatches(x, None, 6, generator=g)))
+    e2 = np.concatenate(list(data.minibatches(x, None, 6, generator=g)))
+    assert sorted(e1) == sorted(e2) == list(range(20))
+    assert not np.array_equal(e1, e2)
+    np.testing.assert_array_equal(e1, np.random.default_rng(0).permutation(20))
+    unshuffled = np.concatenate(list(data.minibatches(x, None, 6, shuffle=False)))
+    np.testing.assert_array_equal(unshuffled, x)
+
+
+def test_digits_dtype_and_bad_fraction():
+    xtr, _, _, _ = data.load_digits(dtype=np.float64)
+    assert xtr.dtype == np.float64
+    with pytest.raises(ValueError):
+        data.load_digits(test_fraction=1.0)

@@ -55,14 +55,19 @@ def make_disc(n: int, seed: int = 0, dtype=np.float32):
 
 
 def minibatches(x, y=None, batch_size: int = 64, shuffle: bool = True, seed: int | None = None,
-                drop_last: bool = False) -> Iterator:
-    """Yield ``(x_batch, y_batch)`` (or ``x_batch`` when ``y`` is None) over one epoch."""
+                drop_last: bool = False, generator: np.random.Generator | None = None) -> Iterator:
+    """Yield ``(x_batch, y_batch)`` (or ``x_batch`` when ``y`` is None) over one epoch.
+
+    The order is a permutation drawn from ``generator`` (a NumPy Generator, advanced
+    once per epoch) or else from ``np.random.default_rng(seed)``.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, but got {batch_size}")
     n = len(x)
     if y is not None and len(y) != n:
         raise ValueError(f"x has {n} rows but y has {len(y)}")
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    rng = generator if generator is not None else np.random.default_rng(seed)
+    order = rng.permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     for i in range(0, stop, batch_size):
         idx = order[i : i + batch_size]
@@ -80,8 +85,13 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     """
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, gzip.BadGzipFile) as e:
+            raise ValueError(f"{path}: damaged or truncated gzip data ({e})") from None
+    if len(raw) < 4:
+        raise ValueError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
+    if raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
     code, ndim = raw[2], raw[3]
     if code not in _IDX_TYPES:
