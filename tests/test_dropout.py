@@ -271,6 +271,7 @@ def test_scalar_and_simd_paths_agree(tmp_path):
         "import numpy as np, dropcore, dropcore.dropout; from dropcore import _core;"
         "x=np.random.default_rng(0).standard_normal(100003).astype(np.float32);"
         "y=dropcore.dropout.dropout(x,0.3,generator=dropcore.Generator(77, 5));"
+        "y=np.concatenate([y, dropcore.dropout.gaussian_dropout(x,0.3,generator=dropcore.Generator(78))]);"
         "np.save(r'%s', y); print(_core.simd_isa())"
     )
     isas = {}

@@ -9,27 +9,137 @@
 
 use crate::error::check_same_len;
 use crate::parallel;
-use crate::rng::{self, BLOCK};
+use crate::rng::{self, Isa, BLOCK};
 use crate::{Real, Result};
 
 /// The standard normal variate of element `i` (words `offset + 2i`, `offset + 2i + 1`).
-#[inline]
+///
+/// `ln` and `cos` are our own branch-free polynomials (a few ulp from the correctly
+/// rounded values), so the variates do not depend on the platform's libm and the
+/// loop vectorises.
+#[inline(always)]
 pub fn normal_of(w1: u32, w2: u32) -> f64 {
     let u1 = (w1 as f64 + 0.5) * (1.0 / 4_294_967_296.0);
     let u2 = (w2 as f64 + 0.5) * (1.0 / 4_294_967_296.0);
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    (-2.0 * ln_unit(u1)).sqrt() * cos_two_pi(u2)
+}
+
+/// `1 / (2k + 1)`: the series of `atanh(s) / s` in `s^2`.
+const ATANH_COEF: [f64; 11] = {
+    let mut c = [0.0; 11];
+    let mut k = 0;
+    while k < 11 {
+        c[k] = 1.0 / (2 * k + 1) as f64;
+        k += 1;
+    }
+    c
+};
+
+/// `1 / ((2k + 1)(2k + 2))`: the ratios of consecutive terms of cosine's series.
+const COS_COEF: [f64; 11] = {
+    let mut c = [0.0; 11];
+    let mut k = 0;
+    while k < 11 {
+        c[k] = 1.0 / ((2 * k + 1) * (2 * k + 2)) as f64;
+        k += 1;
+    }
+    c
+};
+
+/// `ln(u)` for `u` in (0, 1), normal numbers: `u = m 2^e` with `m` in
+/// [sqrt(1/2), sqrt(2)), `ln m = 2 atanh(s)`, `s = (m-1)/(m+1)`, `|s| < 0.172`, whose
+/// series to `s^21` is exact to below 1e-16.
+#[inline(always)]
+fn ln_unit(u: f64) -> f64 {
+    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    let bits = u.to_bits();
+    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    let big = m > std::f64::consts::SQRT_2;
+    m = if big { m * 0.5 } else { m };
+    e += big as i64;
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut poly = ATANH_COEF[10];
+    for k in (0..10).rev() {
+        poly = poly * s2 + ATANH_COEF[k];
+    }
+    let e = e as f64;
+    e * LN2_HI + (e * LN2_LO + 2.0 * s * poly)
+}
+
+/// `cos(2 pi u)`: reduced to `x = 2 pi b`, `b` in [0, 1/4], by the symmetries of
+/// cosine, then its Taylor series to `x^22` (error below 1e-17 on [0, pi/2]).
+#[inline(always)]
+fn cos_two_pi(u: f64) -> f64 {
+    let t = (u - u.round()).abs(); // cos(2 pi u) = cos(2 pi |t|), |t| <= 1/2
+    let flip = t > 0.25;
+    let b = if flip { 0.5 - t } else { t };
+    let x = std::f64::consts::TAU * b;
+    let x2 = x * x;
+    let mut c = 1.0;
+    for k in (0..11).rev() {
+        // Horner on 1 - x^2/2! + x^4/4! - ...: c = 1 - x^2 c / ((2k+1)(2k+2))
+        c = 1.0 - x2 * c * COS_COEF[k];
+    }
+    if flip {
+        -c
+    } else {
+        c
+    }
+}
+
+/// The normal variates of one block: `z[i]` from `words[2i]`, `words[2i + 1]`.
+#[inline(always)]
+fn normals_block(words: &[u32], z: &mut [f64]) {
+    for (zi, pair) in z.iter_mut().zip(words.chunks_exact(2)) {
+        *zi = normal_of(pair[0], pair[1]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn normals_block_avx2(words: &[u32], z: &mut [f64]) {
+    normals_block(words, z)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+fn normals_block_avx512(words: &[u32], z: &mut [f64]) {
+    normals_block(words, z)
+}
+
+/// [`normals_block`] compiled for the best instruction set of this CPU.
+fn normals(isa: Isa, words: &[u32], z: &mut [f64]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` exists only when the CPU reported AVX2 (rng::isa).
+        Isa::Avx2 => unsafe { normals_block_avx2(words, z) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx512` exists only when the CPU reported AVX-512F; the
+        // DQ extension comes with it on every AVX-512 CPU rng::isa accepts.
+        Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512dq") => unsafe { normals_block_avx512(words, z) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an AVX-512F CPU without DQ still has AVX2.
+        Isa::Avx512 => unsafe { normals_block_avx2(words, z) },
+        _ => normals_block(words, z),
+    }
 }
 
 /// `out[i] = f(x[i], z_i)` with `z_i` the i-th normal variate of the call.
 fn normal_map<T: Real>(x: &[T], out: &mut [T], seed: u64, offset: u64, f: impl Fn(T, f64) -> T + Sync + Send) -> Result<()> {
     check_same_len("gaussian noise input and output lengths", x.len(), out.len())?;
+    let isa = rng::isa();
     parallel::zip_chunks(x, out, |start, xc, oc| {
         let mut words = [0u32; 2 * BLOCK];
+        let mut z = [0.0f64; BLOCK];
         for (k, (xb, ob)) in xc.chunks(BLOCK).zip(oc.chunks_mut(BLOCK)).enumerate() {
-            let w = &mut words[..2 * ob.len()];
-            rng::fill_words(seed, offset.wrapping_add(2 * (start + k * BLOCK) as u64), w);
-            for ((o, &v), pair) in ob.iter_mut().zip(xb).zip(w.chunks_exact(2)) {
-                *o = f(v, normal_of(pair[0], pair[1]));
+            let n = ob.len();
+            rng::fill_words(seed, offset.wrapping_add(2 * (start + k * BLOCK) as u64), &mut words[..2 * n]);
+            normals(isa, &words[..2 * n], &mut z[..n]);
+            for ((o, &v), &zi) in ob.iter_mut().zip(xb).zip(&z[..n]) {
+                *o = f(v, zi);
             }
         }
     });
@@ -50,6 +160,20 @@ pub fn gaussian_noise<T: Real>(x: &[T], out: &mut [T], stddev: f64, seed: u64, o
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polynomials_match_libm() {
+        let mut worst_ln: f64 = 0.0;
+        let mut worst_cos: f64 = 0.0;
+        for k in 0..200_000u64 {
+            let w = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+            let u = (w as f64 + 0.5) / 4_294_967_296.0;
+            worst_ln = worst_ln.max(((ln_unit(u) - u.ln()) / u.ln()).abs());
+            worst_cos = worst_cos.max((cos_two_pi(u) - (std::f64::consts::TAU * u).cos()).abs());
+        }
+        assert!(worst_ln < 1e-15, "{worst_ln}");
+        assert!(worst_cos < 1e-15, "{worst_cos}");
+    }
 
     #[test]
     fn matches_the_scalar_definition_for_any_thread_count() {
