@@ -14,6 +14,20 @@ use crate::parallel;
 use crate::rng;
 use crate::{Real, Result};
 
+/// Per-task buffers for one plane's mask.
+struct Scratch {
+    words: Vec<u32>,
+    centre: Vec<u32>,
+    row_hits: Vec<u32>,
+    prefix: Vec<u32>,
+}
+
+impl Scratch {
+    fn new(h: usize, w: usize) -> Self {
+        Self { words: vec![0; h * w], centre: vec![0; h * w], row_hits: vec![0; h * w], prefix: vec![0; h.max(w) + 1] }
+    }
+}
+
 /// Shape and randomness of one DropBlock call.
 #[derive(Clone, Copy, Debug)]
 pub struct DropBlock {
@@ -45,36 +59,50 @@ impl DropBlock {
     pub fn keep_mask(&self) -> (Vec<u8>, usize) {
         let plane = self.height * self.width;
         let mut keep = vec![1u8; self.planes * plane];
-        parallel::for_each_chunk_by(&mut keep, plane, |start, m| self.plane_mask(start / plane, m));
+        // Whole planes per task, about `parallel::CHUNK` units, sharing scratch buffers.
+        let chunk = (parallel::CHUNK / plane.max(1)).max(1) * plane;
+        parallel::for_each_chunk_by(&mut keep, chunk, |start, m| {
+            let mut scratch = Scratch::new(self.height, self.width);
+            for (k, mp) in m.chunks_mut(plane).enumerate() {
+                self.plane_mask(start / plane + k, mp, &mut scratch);
+            }
+        });
         let kept = keep.iter().map(|&k| k as usize).sum();
         (keep, kept)
     }
 
-    fn plane_mask(&self, index: usize, keep: &mut [u8]) {
+    fn plane_mask(&self, index: usize, keep: &mut [u8], scratch: &mut Scratch) {
         let (h, w, bs) = (self.height, self.width, self.block);
         let half = bs / 2;
-        let mut words = vec![0u32; h * w];
-        rng::fill_words(self.seed, self.offset.wrapping_add((index * h * w) as u64), &mut words);
-        // Valid centres: their block lies inside the map.
-        let is_centre = |r: usize, c: usize| {
-            r >= half && r - half + bs <= h && c >= half && c - half + bs <= w && (words[r * w + c] as u64) < self.centre_threshold
-        };
-        // Separable dilation: a unit is dropped iff a centre lies within the block's reach.
-        let mut row_hit = vec![0u8; h * w];
+        let Scratch { words, centre, row_hits, prefix } = scratch;
+        rng::fill_words(self.seed, self.offset.wrapping_add((index * h * w) as u64), words);
+        // Valid centres (their block lies inside the map) as 0/1 counts.
+        centre.fill(0);
+        for r in half..=h + half - bs {
+            for c in half..=w + half - bs {
+                centre[r * w + c] = ((words[r * w + c] as u64) < self.centre_threshold) as u32;
+            }
+        }
+        // A unit is dropped iff a centre lies in rows r+half+1-bs ..= r+half and the
+        // same columns: two separable window sums by prefix sums, O(H W) per plane.
         for r in 0..h {
+            for c in 0..w {
+                prefix[c + 1] = prefix[c] + centre[r * w + c];
+            }
             for c in 0..w {
                 let lo = (c + half + 1).saturating_sub(bs);
                 let hi = (c + half).min(w - 1);
-                row_hit[r * w + c] = (lo..=hi).any(|cc| is_centre(r, cc)) as u8;
+                row_hits[r * w + c] = prefix[hi + 1] - prefix[lo];
             }
         }
-        for r in 0..h {
-            let lo = (r + half + 1).saturating_sub(bs);
-            let hi = (r + half).min(h - 1);
-            for c in 0..w {
-                if (lo..=hi).any(|rr| row_hit[rr * w + c] != 0) {
-                    keep[r * w + c] = 0;
-                }
+        for c in 0..w {
+            for r in 0..h {
+                prefix[r + 1] = prefix[r] + row_hits[r * w + c];
+            }
+            for r in 0..h {
+                let lo = (r + half + 1).saturating_sub(bs);
+                let hi = (r + half).min(h - 1);
+                keep[r * w + c] = (prefix[hi + 1] == prefix[lo]) as u8;
             }
         }
     }
