@@ -150,6 +150,36 @@ mod tests {
     }
 
     #[test]
+    fn mask_does_not_depend_on_thread_count_or_chunking() {
+        // Enough planes to go parallel, and a plane size that does not divide CHUNK.
+        let (h, w, bs) = (13, 11, 4);
+        let planes = parallel::SERIAL_BELOW / (h * w) + 40;
+        let db = DropBlock::new(planes, h, w, bs, 0.3, 9, 1 << 33).unwrap();
+        let half = bs / 2;
+        let mut want = vec![1u8; planes * h * w];
+        for p in 0..planes {
+            for r in half..=h + half - bs {
+                for c in half..=w + half - bs {
+                    if (rng::word(9, (1u64 << 33) + (p * h * w + r * w + c) as u64) as u64) < db.centre_threshold {
+                        for rr in r - half..r - half + bs {
+                            for cc in c - half..c - half + bs {
+                                want[p * h * w + rr * w + cc] = 0;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for threads in [1, 2, 7] {
+            parallel::set_num_threads(threads).unwrap();
+            let (keep, kept) = db.keep_mask();
+            assert_eq!(keep, want, "threads={threads}");
+            assert_eq!(kept, want.iter().map(|&k| k as usize).sum::<usize>());
+        }
+        parallel::set_num_threads(2).unwrap();
+    }
+
+    #[test]
     fn even_block_sizes_and_scaling() {
         let db = DropBlock::new(2, 10, 10, 4, 0.3, 1, 0).unwrap();
         let x = vec![1.0f32; 200];
