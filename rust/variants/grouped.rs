@@ -55,6 +55,7 @@ mod tests {
     use super::*;
     use crate::dropout::{Affine, Scale};
 
+    #[allow(clippy::too_many_arguments)]
     fn reference(x: &[f64], inner: usize, threshold: u64, a: f64, b: f64, d: f64, seed: u64, offset: u64) -> Vec<f64> {
         x.iter()
             .enumerate()
