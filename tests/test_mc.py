@@ -229,3 +229,28 @@ def test_bad_arguments(kwargs):
         mc.predict(make_model(), X, **{"samples": 2, **kwargs})
     with pytest.raises(TypeError):
         mc.predict(make_model(), X, samples=2, generator=3)
+
+
+class Wrapped(nn.Module):
+    """Not a Sequential: mc.predict must tile the input and run the whole model."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.calls = []
+
+    def forward(self, x):
+        self.calls.append(x.shape)
+        return self.inner(x)
+
+
+def test_the_deterministic_prefix_runs_once_and_changes_no_result():
+    model = make_two_dropout_model()
+    wrapped = Wrapped(model)
+    a = mc.predict(model, X, samples=6, generator=dropcore.Generator(8), return_samples=True)
+    b = mc.predict(wrapped, X, samples=6, generator=dropcore.Generator(8), return_samples=True)
+    assert wrapped.calls == [(6 * len(X), 6)]  # the whole model on the tiled input
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-5, atol=1e-7)
+    prefix, rest = mc._split_at_first_stochastic(model)
+    assert prefix == [model[0], model[1]] and rest[0] is model[2]
+    assert mc._split_at_first_stochastic(wrapped) == ([], [wrapped])

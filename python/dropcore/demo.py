@@ -119,14 +119,20 @@ def regularisation(cfg: DemoConfig, seed: int):
 
 
 def _deep_net(depth: int, width: int, std: float, batchnorm: bool) -> nn.Sequential:
-    layers: list = [nn.Linear(2, width)]
-    for _ in range(depth - 1):
+    """The notes' ``create_model``: Linear(2, nc), then ``depth`` times Linear(nc, nc),
+    each followed by [BatchNorm1d] and ReLU, then Linear(nc, 2); weights ~ N(0, std).
+
+    Unlike the notes (``p.data.normal_(0, std)`` on every parameter) biases start at 0
+    and BatchNorm's affine parameters keep their defaults, so the figure isolates the
+    scale of the weights.
+    """
+    layers: list = []
+    for a in [2] + [width] * depth:
+        layers.append(nn.Linear(a, width))
         if batchnorm:
             layers.append(nn.BatchNorm1d(width))
-        layers += [nn.ReLU(), nn.Linear(width, width)]
-    if batchnorm:
-        layers.append(nn.BatchNorm1d(width))
-    layers += [nn.ReLU(), nn.Linear(width, 2)]
+        layers.append(nn.ReLU())
+    layers.append(nn.Linear(width, 2))
     net = nn.Sequential(*layers)
     for m in net.modules():
         if isinstance(m, nn.Linear):

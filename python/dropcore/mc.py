@@ -15,7 +15,7 @@ import numpy as np
 
 from . import random as _random
 from .nn.dropout import _DropoutNd
-from .nn.module import Module
+from .nn.module import Module, Sequential
 from .tensor import Tensor, no_grad
 
 __all__ = ["MCPrediction", "predict"]
@@ -62,6 +62,20 @@ def _entropy(p: np.ndarray) -> np.ndarray:
         return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
 
 
+def _split_at_first_stochastic(model: Module) -> tuple[list[Module], list[Module]]:
+    """``(prefix, rest)`` of a plain Sequential: the leading children without a stochastic
+    module compute the same thing in every pass, so they run once per input and only
+    their output is tiled (for d2l's MLP the first Linear is 3/4 of the FLOPs).
+    Other models run whole on the tiled input."""
+    if not isinstance(model, Sequential) or type(model).forward is not Sequential.forward:
+        return [], [model]
+    children = list(model)
+    k = 0
+    while k < len(children) and not any(_is_stochastic(m) for m in children[k].modules()):
+        k += 1
+    return children[:k], children[k:]
+
+
 # Default memory budget of one forward: the tiled input of a chunk stays under 64 MiB
 # (the hidden activations are of the same order for MLPs), and at most 64K rows.
 _TILE_BYTES = 64 << 20
@@ -94,6 +108,10 @@ def predict(
             one) and advance it by the words used; the result is then a function of
             its state (and of ``batch_size``, which decides the chunks).
         return_samples: also return the (T, B, C) probabilities.
+
+    The passes differ only from the first dropout layer on, so the leading layers of a
+    :class:`~dropcore.nn.Sequential` before it run once per input (in eval mode every
+    layer there works row by row) and their output is what gets tiled.
 
     Word layout (what makes a batched run replayable pass by pass): the inputs are cut
     into chunks of ``n = batch_size // T`` inputs; each chunk is tiled sample-major to
@@ -132,6 +150,7 @@ def predict(
     per_chunk = max(1, rows // samples)  # inputs per forward
     per_pass = samples if per_chunk * samples <= rows else max(1, rows)  # passes per forward
 
+    prefix, rest = _split_at_first_stochastic(model)
     modules = list(model.modules())
     flags = [(m, m.training) for m in modules]
     own_generators = []
@@ -149,13 +168,18 @@ def predict(
             object.__setattr__(m, "training", _is_stochastic(m))
         with no_grad():
             for start in range(0, n, per_chunk) if n else [0]:  # an empty batch still gives (T, 0, C)
-                chunk = data[start : start + per_chunk]
+                chunk = Tensor(data[start : start + per_chunk])
+                for m in prefix:
+                    chunk = m(chunk)
+                h, k = chunk.data, len(chunk.data)
                 parts = []
                 for t0 in range(0, samples, per_pass):
                     t = min(per_pass, samples - t0)
-                    tiled = np.broadcast_to(chunk, (t, *chunk.shape)).reshape(t * len(chunk), *chunk.shape[1:])
-                    logits = model(Tensor(np.ascontiguousarray(tiled))).data
-                    parts.append(_softmax(logits.reshape(t, len(chunk), logits.shape[-1])))
+                    out = Tensor(np.ascontiguousarray(np.broadcast_to(h, (t, *h.shape)).reshape(t * k, *h.shape[1:])))
+                    for m in rest:
+                        out = m(out)
+                    logits = out.data
+                    parts.append(_softmax(logits.reshape(t, k, logits.shape[-1])))
                 probs.append(np.concatenate(parts, axis=0))
     finally:
         for m, mode in flags:
