@@ -33,3 +33,13 @@ def test_bench_quick_dropout_table():
 def test_unknown_command_fails():
     proc = subprocess.run([sys.executable, "-m", "dropcore", "nope"], capture_output=True, text=True)
     assert proc.returncode != 0
+
+
+def test_bench_quick_mc_table():
+    proc = subprocess.run(
+        [sys.executable, "-m", "dropcore", "bench", "--quick", "--only", "mc"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "MC dropout, 30 samples x batch 1024" in proc.stdout
+    assert "dropcore mc.predict" in proc.stdout and "dropcore per-sample loop" in proc.stdout
