@@ -4,7 +4,7 @@ use numpy::{PyArray1, PyArrayDyn, PyArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{dispatch_float, float_array, output_for, require_contiguous, Elem};
+use super::{dispatch_float, float_array, map_into, require_contiguous, Elem};
 use crate::dropout::{dropout_forward, dropout_forward_inplace, DropoutRule};
 use crate::{parallel, rng};
 
@@ -53,7 +53,6 @@ fn dropout_typed<'py, T: Elem>(
     if matches!(out, Some(o) if o.is(&a)) {
         return dropout_typed(a, rule, seed, offset, true, None);
     }
-    let out = output_for(&a, out)?;
     if inplace {
         let mut rw = a
             .try_readwrite()
@@ -63,17 +62,7 @@ fn dropout_typed<'py, T: Elem>(
         drop(rw);
         return Ok(a.into_any());
     }
-    {
-        let ro = a.readonly();
-        let xs = ro.as_slice()?;
-        // Fails (rather than aliasing) if `out` overlaps `x` or is read-only.
-        let mut rw = out
-            .try_readwrite()
-            .map_err(|e| PyValueError::new_err(format!("out must be writeable and must not overlap the input: {e}")))?;
-        let os = rw.as_slice_mut()?;
-        py.detach(|| dropout_forward(xs, os, rule, seed, offset))?;
-    }
-    Ok(out.into_any())
+    map_into(&a, out, |xs, os| dropout_forward(xs, os, rule, seed, offset))
 }
 
 /// Threads dropcore's kernels use.

@@ -13,7 +13,7 @@
 //! reads it (with the GIL released) is a data race the caller must avoid.
 
 use numpy::ndarray::IxDyn;
-use numpy::{dtype, PyArray, PyArrayDescrMethods, PyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{dtype, PyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -103,6 +103,28 @@ pub(crate) fn output_for<'py, T: Elem>(
         )));
     }
     Ok(o)
+}
+
+/// `kernel(x, out)` with the GIL released, into `out` (checked) or a fresh array.
+pub(crate) fn map_into<'py, T: Elem>(
+    a: &Bound<'py, PyArrayDyn<T>>,
+    out: Option<&Bound<'py, PyAny>>,
+    kernel: impl FnOnce(&[T], &mut [T]) -> crate::Result<()> + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = a.py();
+    require_contiguous(a, "input")?;
+    let out = output_for(a, out)?;
+    {
+        let ro = a.readonly();
+        let xs = ro.as_slice()?;
+        // Fails (rather than aliasing) if `out` overlaps `x` or is read-only.
+        let mut rw = out
+            .try_readwrite()
+            .map_err(|e| PyValueError::new_err(format!("out must be writeable and must not overlap the input: {e}")))?;
+        let os = rw.as_slice_mut()?;
+        py.detach(|| kernel(xs, os))?;
+    }
+    Ok(out.into_any())
 }
 
 /// The contiguous data of `a` for reading, or a `ValueError`.

@@ -5,7 +5,7 @@ use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{dispatch_float, float_array, new_array, output_for, require_contiguous, Elem};
+use super::{dispatch_float, float_array, map_into, new_array, require_contiguous, Elem};
 use crate::dropout::{masked_map, Affine, KeepMap, Scale};
 use crate::error::check_probability;
 use crate::rng::keep_threshold;
@@ -13,28 +13,6 @@ use crate::variants::dropblock::DropBlock;
 use crate::variants::dropconnect::DropConnect;
 use crate::variants::gaussian;
 use crate::variants::grouped::grouped_masked_map;
-
-/// `kernel(x, out)` with the GIL released, into `out` (checked) or a fresh array.
-fn map_into<'py, T: Elem>(
-    a: &Bound<'py, PyArrayDyn<T>>,
-    out: Option<&Bound<'py, PyAny>>,
-    kernel: impl FnOnce(&[T], &mut [T]) -> crate::Result<()> + Send,
-) -> PyResult<Bound<'py, PyAny>> {
-    let py = a.py();
-    require_contiguous(a, "input")?;
-    let out = output_for(a, out)?;
-    {
-        let ro = a.readonly();
-        let xs = ro.as_slice()?;
-        // Fails (rather than aliasing) if `out` overlaps `x` or is read-only.
-        let mut rw = out
-            .try_readwrite()
-            .map_err(|e| PyValueError::new_err(format!("out must be writeable and must not overlap the input: {e}")))?;
-        let os = rw.as_slice_mut()?;
-        py.detach(|| kernel(xs, os))?;
-    }
-    Ok(out.into_any())
-}
 
 fn map_new<'py, T: Elem>(
     a: &Bound<'py, PyArrayDyn<T>>,
