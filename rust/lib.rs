@@ -9,13 +9,11 @@
 //! - [`parallel`]: the private rayon pool and index-preserving chunking.
 //! - [`dropout`]: element dropout forward / backward / in place.
 //! - [`variants`]: channel, alpha, Gaussian, DropBlock, DropPath, DropConnect.
-//! - [`layers`]: kernels of the layers around dropout (BatchNorm, fused epilogues).
 //! - `python` (feature `python`): the PyO3 binding, the only module that knows Python.
 
 pub mod dropout;
 pub mod error;
 pub mod float;
-pub mod layers;
 pub mod parallel;
 pub mod rng;
 pub mod variants;

@@ -20,7 +20,6 @@ use pyo3::prelude::*;
 use crate::{EngineError, Real};
 
 mod dropout;
-mod layers;
 mod variants;
 
 impl From<EngineError> for PyErr {
@@ -141,6 +140,5 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     dropout::register(m)?;
     variants::register(m)?;
-    layers::register(m)?;
     Ok(())
 }

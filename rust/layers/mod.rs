@@ -1,1 +1,0 @@
-//! Kernels of the layers around dropout, one module per layer family.
