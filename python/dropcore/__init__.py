@@ -9,29 +9,8 @@ from __future__ import annotations
 
 from . import _core
 from .random import Generator, default_generator, initial_seed, manual_seed
-from .tensor import (
-    Tensor,
-    arange,
-    cat,
-    enable_grad,
-    float32,
-    float64,
-    from_numpy,
-    full,
-    get_default_dtype,
-    is_grad_enabled,
-    no_grad,
-    ones,
-    ones_like,
-    rand,
-    randn,
-    set_default_dtype,
-    set_grad_enabled,
-    stack,
-    tensor,
-    zeros,
-    zeros_like,
-)
+from .tensor import *  # noqa: F401,F403  (Tensor, factories, grad mode, dtypes)
+from .tensor import __all__ as _tensor_all
 from . import data, functional, mc, nn, optim  # noqa: E402
 
 __version__ = _core.__version__
@@ -56,27 +35,7 @@ def get_num_threads() -> int:
 
 
 __all__ = [
-    "Tensor",
-    "tensor",
-    "from_numpy",
-    "zeros",
-    "ones",
-    "full",
-    "zeros_like",
-    "ones_like",
-    "rand",
-    "randn",
-    "arange",
-    "cat",
-    "stack",
-    "no_grad",
-    "enable_grad",
-    "set_grad_enabled",
-    "is_grad_enabled",
-    "float32",
-    "float64",
-    "get_default_dtype",
-    "set_default_dtype",
+    *_tensor_all,
     "nn",
     "functional",
     "optim",

@@ -74,26 +74,30 @@ class set_grad_enabled(contextlib.ContextDecorator):
         _grad_mode.enabled = self.prev
 
 
-class no_grad(contextlib.ContextDecorator):
+class _GradModeContext(contextlib.ContextDecorator):
+    """Sets grad mode to ``_mode`` inside a ``with`` block or a decorated function."""
+
+    _mode = True
+
+    def __enter__(self):
+        self.prev = _grad_mode.enabled
+        _grad_mode.enabled = self._mode
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _grad_mode.enabled = self.prev
+
+
+class no_grad(_GradModeContext):
     """Disable graph recording: ``with dropcore.no_grad(): ...`` or ``@dropcore.no_grad()``."""
 
-    def __enter__(self) -> "no_grad":
-        self.prev = _grad_mode.enabled
-        _grad_mode.enabled = False
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        _grad_mode.enabled = self.prev
+    _mode = False
 
 
-class enable_grad(contextlib.ContextDecorator):
-    def __enter__(self) -> "enable_grad":
-        self.prev = _grad_mode.enabled
-        _grad_mode.enabled = True
-        return self
+class enable_grad(_GradModeContext):
+    """Enable graph recording inside a ``no_grad`` region."""
 
-    def __exit__(self, *exc: Any) -> None:
-        _grad_mode.enabled = self.prev
+    _mode = True
 
 
 def get_default_dtype():
