@@ -126,7 +126,7 @@ def load_mnist(root: str | os.PathLike, kind: str = "train", dtype=np.float32):
     """
     if kind not in ("train", "t10k"):
         raise ValueError(f"kind must be 'train' or 't10k', but got {kind!r}")
-    root = Path(root)
+    root = Path(root).expanduser()
 
     def find(stem: str) -> Path:
         for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
