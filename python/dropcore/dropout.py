@@ -3,9 +3,10 @@
 ``dropout(x, p)`` zeroes each element with probability ``p`` (Srivastava et al.,
 JMLR 2014) and, in the usual "inverted" form, scales the survivors by ``1/(1-p)`` so
 nothing changes at test time. The masks come from the Philox word stream (see
-:mod:`dropcore.random`): element ``i`` (C order) of a call reads word ``offset + i``,
-so a result depends only on ``(seed, offset)`` - never on threads or chunking - and
-backward recomputes the mask instead of storing it.
+:mod:`dropcore.random`): element ``i`` (C order) of a call reads the 16-bit half-word
+``2 * offset + i`` (SPEC §2, contract v2: two elements per word, so a call on ``n``
+elements draws ``ceil(n / 2)`` words), so a result depends only on ``(seed, offset)`` -
+never on threads or chunking - and backward recomputes the mask instead of storing it.
 """
 
 from __future__ import annotations
@@ -112,6 +113,11 @@ def _self_overlapping(a: np.ndarray) -> bool:
         offsets = np.add.outer(offsets, np.arange(n, dtype=np.int64) * stride).ravel()
     offsets.sort()
     return bool((np.diff(offsets) < a.itemsize).any())
+
+
+def _element_words(n: int) -> int:
+    """Words an element mask on ``n`` elements draws: two elements per word (SPEC §2 v2)."""
+    return (n + 1) // 2
 
 
 def _check_writeable(x: np.ndarray) -> None:
@@ -304,7 +310,7 @@ def dropout(
     def in_place(x, seed, offset):
         return _core.dropout(x, p, seed, offset, inverted, True)
 
-    return call.run(generator, call.x.size, kernel, kernel, "NativeDropoutBackward0", in_place)
+    return call.run(generator, _element_words(call.x.size), kernel, kernel, "NativeDropoutBackward0", in_place)
 
 
 def _apply(x: np.ndarray, p: float, seed: int, offset: int, inverted: bool, inplace: bool) -> np.ndarray:
@@ -325,7 +331,8 @@ def _apply(x: np.ndarray, p: float, seed: int, offset: int, inverted: bool, inpl
 # Every variant draws from the Philox stream through its generator and records only
 # (seed, offset) for backward. Which word a unit reads is part of the definition:
 # channel dropout and DropPath one word per group (C order), Gaussian noise two words
-# per element, DropBlock one word per position, DropConnect one per weight entry.
+# per element, DropBlock one word per position; element masks (dropout, alpha dropout,
+# DropConnect's weight entries) one 16-bit half-word per element.
 
 _ALPHA_PRIME = -1.7580993408473766  # -lambda * alpha of SELU (Klambauer et al. 2017)
 
@@ -460,7 +467,7 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
     if p == 1.0:
         return _zeros(call, "AlphaDropoutBackward")
     a, b, d = _alpha_constants(p)
-    return _bernoulli(call, p, generator, call.x.size, None, a, b, d, a, "AlphaDropoutBackward")
+    return _bernoulli(call, p, generator, _element_words(call.x.size), None, a, b, d, a, "AlphaDropoutBackward")
 
 
 def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, generator=None, *,
@@ -565,8 +572,8 @@ def _linear_operand(value, name: str, dtype=None):
 def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool = True, per_sample: bool = False,
                        generator=None):
     """DropConnect (Wan et al. 2013): ``input @ (M * W).T * 1/(1-p) + bias`` with a
-    Bernoulli mask ``M`` on the weights (word ``o * in + i``). ``per_sample=True`` gives
-    every example its own mask (words ``b * out * in + o * in + i``), generated inside
+    Bernoulli mask ``M`` on the weights (half-word ``o * in + i``). ``per_sample=True`` gives
+    every example its own mask (half-words ``b * out * in + o * in + i``), generated inside
     the kernel without materialising ``B`` weight matrices. Eval: the plain layer.
 
     ``input`` (B, in), ``weight`` (out, in) and ``bias`` (out,) are Tensors or float
@@ -592,7 +599,7 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
     gen = _resolve(generator)
     parents = (input, weight) if bias is None else (input, weight, bias)
     if not per_sample:
-        n_words = w.size
+        n_words = _element_words(w.size)
         seed, offset = gen.take(n_words)
         try:
             wm = _apply(w, p, seed, offset, True, False)
@@ -610,7 +617,7 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
 
         y = _make_op(out, parents, backward, "DropConnectBackward")
         return y.data if arrays_only else y
-    n_words = x.shape[0] * w.size
+    n_words = _element_words(x.shape[0] * w.size)
     seed, offset = gen.take(n_words)
     try:
         out = _core.dropconnect_forward(x, w, bv, p, seed, offset)
