@@ -93,11 +93,7 @@ fn set_num_threads(n: usize) -> PyResult<()> {
 /// The instruction set the kernels picked at run time ("avx2" or "scalar").
 #[pyfunction]
 fn simd_isa() -> &'static str {
-    match rng::isa() {
-        rng::Isa::Avx2 => "avx2",
-        rng::Isa::Avx512 => "avx512",
-        rng::Isa::Scalar => "scalar",
-    }
+    rng::isa().name()
 }
 
 /// Panics on purpose, inside the released-GIL region: tests check it surfaces as a
