@@ -28,7 +28,7 @@ fn main() {
     for isa in available_isas() {
         let w = best_ns_per_elem(n, || fill_words_with(isa, 1, 0, &mut words));
         let d = best_ns_per_elem(n, || dropout_forward_with(isa, &x, &mut out, rule, 1, HalfPos::new(0, 0)).expect("same lengths"));
-        println!("{:<8} {:>14.3} {:>16.3}", format!("{isa:?}"), w, d);
+        println!("{:<8} {:>14.3} {:>16.3}", isa.name(), w, d);
     }
     let c = best_ns_per_elem(n, || out.copy_from_slice(&x));
     println!("{:<8} {:>14} {:>16.3}", "memcpy", "-", c);

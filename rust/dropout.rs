@@ -20,6 +20,8 @@
 use crate::error::{check_probability, check_same_len};
 use crate::parallel;
 use crate::rng::{self, HalfPos, Isa, BLOCK};
+#[cfg(target_arch = "x86_64")]
+use crate::rng::Level;
 use crate::{Real, Result};
 
 /// What a dropout call does to a kept and to a dropped element.
@@ -293,10 +295,11 @@ mod kernel {
     fn fill<const LEVEL: u8>(seed: u64, at: u64, w: &mut [u32]) {
         #[cfg(target_arch = "x86_64")]
         match LEVEL {
-            // SAFETY: LEVEL == AVX2 only inside `chunk_avx2`, called only when the
-            // CPU has AVX2 (see `run`); likewise AVX512 inside `chunk_avx512`.
+            // SAFETY: LEVEL == AVX2 only inside `chunk_avx2`, which `run` calls only with
+            // an `Isa` of level Avx2, i.e. after AVX2 was detected.
             AVX2 => unsafe { rng::avx2::fill_words(seed, at, w) },
-            // SAFETY: as above, for AVX-512F.
+            // SAFETY: LEVEL == AVX512 only inside `chunk_avx512`, called only after
+            // AVX-512F was detected (an `Isa` of level Avx512).
             AVX512 => unsafe { rng::avx512::fill_words(seed, at, w) },
             _ => rng::fill_words_scalar(seed, at, w),
         }
@@ -317,13 +320,15 @@ mod kernel {
     }
 
     pub(super) fn run<T: Real, M: KeepMap<T>>(isa: Isa, src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, start: HalfPos) {
-        match isa {
+        match isa.level() {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx2` exists only when the CPU reported AVX2 (rng::isa).
-            Isa::Avx2 => unsafe { chunk_avx2(src, out, t, map, seed, start) },
+            // SAFETY: an `Isa` of level Avx2 exists only when AVX2 and FMA were detected
+            // on this CPU (`rng::Isa::new`): every feature `chunk_avx2` enables.
+            Level::Avx2 => unsafe { chunk_avx2(src, out, t, map, seed, start) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx512` exists only when the CPU reported AVX-512F.
-            Isa::Avx512 => unsafe { chunk_avx512(src, out, t, map, seed, start) },
+            // SAFETY: an `Isa` of level Avx512 exists only when AVX-512F/BW/DQ, AVX2 and
+            // FMA were detected (`rng::Isa::new`): a superset of what `chunk_avx512` enables.
+            Level::Avx512 => unsafe { chunk_avx512(src, out, t, map, seed, start) },
             _ => chunk::<T, M, SCALAR>(src, out, t, map, seed, start),
         }
     }

@@ -186,15 +186,68 @@ pub fn keep_threshold(p: f64) -> u64 {
     ((1.0 - p) * 4_294_967_296.0).round() as u64
 }
 
-/// Instruction sets the bulk paths can use, detected once at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
+/// The instruction-set levels the bulk paths are written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Level {
     /// Portable code; the reference every other path must equal bit for bit.
     Scalar,
-    /// x86-64 AVX2: eight Philox blocks per vector, two vectors interleaved.
+    /// x86-64 AVX2 + FMA: eight Philox blocks per vector, several vectors interleaved.
     Avx2,
-    /// x86-64 AVX-512F: sixteen Philox blocks per vector.
+    /// x86-64 AVX-512 F/BW/DQ (with AVX2 + FMA): sixteen Philox blocks per vector.
     Avx512,
+}
+
+impl Level {
+    /// Whether this CPU has every feature the level's code enables.
+    pub fn supported(self) -> bool {
+        match self {
+            Level::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => {
+                Level::Avx2.supported()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+/// An instruction-set level that this CPU supports. The only ways to get one are
+/// [`Isa::new`] (which checks every feature the level's code enables, see
+/// [`Level::supported`]), [`Isa::SCALAR`], [`isa`] and [`available_isas`]; so holding
+/// an `Isa` proves the SIMD code it selects can run here, and the safe functions that
+/// take one (`fill_words_with`, `dropout_forward_with`, ...) cannot be made to execute
+/// an unsupported instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Isa(Level);
+
+impl Isa {
+    /// The portable path, available everywhere.
+    pub const SCALAR: Isa = Isa(Level::Scalar);
+
+    /// `level` if this CPU supports it, else `None`.
+    pub fn new(level: Level) -> Option<Isa> {
+        level.supported().then_some(Isa(level))
+    }
+
+    /// The level this value stands for.
+    pub fn level(self) -> Level {
+        self.0
+    }
+
+    /// "scalar", "avx2" or "avx512" (what `DROPCORE_SIMD` accepts and `simd_isa()` reports).
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
 }
 
 /// The best instruction set of this CPU, unless `DROPCORE_SIMD=off` (or `scalar`)
@@ -202,39 +255,18 @@ pub enum Isa {
 pub fn isa() -> Isa {
     static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
     *ISA.get_or_init(|| {
-        let off = std::env::var("DROPCORE_SIMD")
-            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "scalar" | "none"))
-            .unwrap_or(false);
-        if off {
-            return Isa::Scalar;
-        }
         let level = std::env::var("DROPCORE_SIMD").map(|v| v.trim().to_ascii_lowercase()).unwrap_or_default();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if level != "avx2" && std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
+        if matches!(level.as_str(), "off" | "0" | "scalar" | "none") {
+            return Isa::SCALAR;
         }
-        Isa::Scalar
+        let allowed: &[Level] = if level == "avx2" { &[Level::Avx2] } else { &[Level::Avx512, Level::Avx2] };
+        allowed.iter().find_map(|&l| Isa::new(l)).unwrap_or(Isa::SCALAR)
     })
 }
 
 /// Every instruction set this CPU can run (tests and benchmarks compare them all).
 pub fn available_isas() -> Vec<Isa> {
-    let mut v = vec![Isa::Scalar];
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            v.push(Isa::Avx2);
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            v.push(Isa::Avx512);
-        }
-    }
-    v
+    [Level::Scalar, Level::Avx2, Level::Avx512].into_iter().filter_map(Isa::new).collect()
 }
 
 /// Fill `out` with words `offset .. offset + out.len()` of the stream of `seed`.
@@ -244,18 +276,18 @@ pub fn fill_words(seed: u64, offset: u64, out: &mut [u32]) {
 
 /// [`fill_words`] on an explicit instruction set (what the kernels and tests call).
 pub fn fill_words_with(isa: Isa, seed: u64, offset: u64, out: &mut [u32]) {
-    match isa {
-        Isa::Scalar => fill_words_scalar(seed, offset, out),
+    match isa.level() {
+        Level::Scalar => fill_words_scalar(seed, offset, out),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` is only ever produced by `isa()` after
-        // `is_x86_feature_detected!("avx2")` returned true on this CPU (tests pass it
-        // only under the same check).
-        Isa::Avx2 => unsafe { avx2::fill_words(seed, offset, out) },
+        // SAFETY: an `Isa` of level Avx2 exists only if `Level::Avx2.supported()`
+        // detected AVX2 and FMA on this CPU (`Isa::new`); `avx2::fill_words` enables AVX2.
+        Level::Avx2 => unsafe { avx2::fill_words(seed, offset, out) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx512` is only produced after `is_x86_feature_detected!("avx512f")`.
-        Isa::Avx512 => unsafe { avx512::fill_words(seed, offset, out) },
+        // SAFETY: an `Isa` of level Avx512 exists only if AVX-512F/BW/DQ, AVX2 and FMA
+        // were detected (`Isa::new`); `avx512::fill_words` enables AVX-512F.
+        Level::Avx512 => unsafe { avx512::fill_words(seed, offset, out) },
         #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx2 | Isa::Avx512 => fill_words_scalar(seed, offset, out),
+        Level::Avx2 | Level::Avx512 => unreachable!("no SIMD Isa exists off x86-64"),
     }
 }
 
@@ -563,8 +595,8 @@ mod tests {
         let seed = 0x0123_4567_89ab_cdef_u64;
         let b = (1u64 << 32) + 5; // a block index whose high half is non-zero
         let w = philox4x32_10([b as u32, (b >> 32) as u32, 0, 0], [seed as u32, (seed >> 32) as u32]);
-        for lane in 0..4 {
-            assert_eq!(word(seed, 4 * b + lane as u64), w[lane]);
+        for (lane, &want) in w.iter().enumerate() {
+            assert_eq!(word(seed, 4 * b + lane as u64), want);
         }
     }
 
@@ -628,6 +660,34 @@ mod tests {
                         assert_eq!(keys[i] < t, full[i] < t, "{isa:?} phase={phase} t={t:#x} i={i}");
                         assert_eq!(keys[i] < t, element_keep(seed, start.advance(i), t as u64));
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_isa_exists_only_for_a_supported_level() {
+        for level in [Level::Scalar, Level::Avx2, Level::Avx512] {
+            assert_eq!(Isa::new(level).is_some(), level.supported());
+            assert_eq!(available_isas().iter().any(|i| i.level() == level), level.supported());
+        }
+        assert!(available_isas().contains(&isa()));
+        assert_eq!(Isa::new(Level::Scalar), Some(Isa::SCALAR));
+        #[cfg(target_arch = "x86_64")]
+        {
+            // Every feature a level's code enables is part of its check.
+            if Level::Avx2.supported() {
+                assert!(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"));
+            }
+            if Level::Avx512.supported() {
+                for ok in [
+                    std::arch::is_x86_feature_detected!("avx512f"),
+                    std::arch::is_x86_feature_detected!("avx512bw"),
+                    std::arch::is_x86_feature_detected!("avx512dq"),
+                    std::arch::is_x86_feature_detected!("avx2"),
+                    std::arch::is_x86_feature_detected!("fma"),
+                ] {
+                    assert!(ok);
                 }
             }
         }

@@ -121,11 +121,7 @@ fn _config_warnings() -> Vec<String> {
 /// The instruction set the kernels picked at run time ("avx2" or "scalar").
 #[pyfunction]
 fn simd_isa() -> &'static str {
-    match rng::isa() {
-        rng::Isa::Avx2 => "avx2",
-        rng::Isa::Avx512 => "avx512",
-        rng::Isa::Scalar => "scalar",
-    }
+    rng::isa().name()
 }
 
 /// Panics on purpose, inside the released-GIL region: tests check it surfaces as a
