@@ -351,9 +351,9 @@ def _bernoulli(call: _Call, p: float, generator, n_words: int, inner, a, b, drop
     return call.run(generator, n_words, kernel, backward, name)
 
 
-def _zeros(call: _Call, name: str):
+def _zeros(call: _Call, generator, name: str):
     """Every unit dropped, no word drawn (``p == 1`` where no mask is needed)."""
-    return call.run(None, 0, lambda x, s, o, dest: np.zeros_like(x) if dest is None else _fill0(dest),
+    return call.run(generator, 0, lambda x, s, o, dest: np.zeros_like(x) if dest is None else _fill0(dest),
                     lambda g, s, o, dest: np.zeros_like(g), name)
 
 
@@ -374,7 +374,7 @@ def _feature_dropout(call: _Call, p: float, training: bool, generator, batched: 
     groups = x.shape[:2] if batched else x.shape[:1]
     if len(groups) + (0 if batched else 1) < 2:
         if p == 1.0:
-            return _zeros(call, name)
+            return _zeros(call, generator, name)
         raise RuntimeError(_FEATURE_DIMS)
     n_groups = math.prod(groups)
     s = 1.0 / (1.0 - p) if p < 1.0 else 0.0
@@ -465,7 +465,7 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
     if not training or p == 0.0:
         return call.identity()
     if p == 1.0:
-        return _zeros(call, "AlphaDropoutBackward")
+        return _zeros(call, generator, "AlphaDropoutBackward")
     a, b, d = _alpha_constants(p)
     return _bernoulli(call, p, generator, _element_words(call.x.size), None, a, b, d, a, "AlphaDropoutBackward")
 
@@ -480,7 +480,7 @@ def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace
     if not training or p == 0.0 or x.size == 0:
         return call.identity()
     if p == 1.0:
-        return _zeros(call, "FeatureAlphaDropoutBackward")
+        return _zeros(call, generator, "FeatureAlphaDropoutBackward")
     if x.ndim < 2:
         raise RuntimeError(_FEATURE_DIMS)
     a, b, d = _alpha_constants(p)
