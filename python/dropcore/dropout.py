@@ -11,6 +11,7 @@ never on threads or chunking - and backward recomputes the mask instead of stori
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 import warnings
@@ -46,6 +47,8 @@ __all__ = ["dropout"]
 def _check_p(p: Any, what: str = "dropout probability") -> float:
     """``p`` as a float in [0, 1]: TypeError unless a real number (a str or a bool is
     not), ValueError naming the value otherwise (PyTorch's message)."""
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, without ABC checks
+        return p
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise TypeError(f"{what} must be a real number, but got {type(p).__name__}")
     value = float(p)
@@ -96,7 +99,8 @@ def _behaved(x: np.ndarray) -> np.ndarray:
 def _self_overlapping(a: np.ndarray) -> bool:
     """Whether two elements of ``a`` share memory (zero or interleaved strides). Exact:
     a quick test accepts the usual layouts, the rest are checked element by element."""
-    if a.size <= 1:
+    flags = a.flags
+    if flags.c_contiguous or flags.f_contiguous or a.size <= 1:
         return False
     dims = sorted((abs(s), n) for s, n in zip(a.strides, a.shape) if n > 1)
     extent = a.itemsize
@@ -134,18 +138,33 @@ def _check_writeable(x: np.ndarray) -> None:
 def _check_out(out: Any, x: np.ndarray) -> None:
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, but got {type(out).__name__}")
-    if out.dtype != x.dtype or out.shape != x.shape:
+    if out.shape != x.shape or out.dtype != x.dtype:
         raise ValueError(f"out must have the input's dtype and shape {x.dtype}{x.shape}, but has {out.dtype}{out.shape}")
     if not out.flags.writeable:
         raise ValueError("out must be writeable, but it is read-only")
     if _self_overlapping(out):
         raise ValueError("out must not have elements that share memory (zero or overlapping strides)")
-    try:
-        shared = np.shares_memory(out, x, max_work=1_000_000)
-    except np.exceptions.TooHardError:  # pragma: no cover - exotic strides only
-        shared = True
+    if np.may_share_memory(out, x):  # bounds overlap: settle it exactly
+        try:
+            shared = np.shares_memory(out, x, max_work=1_000_000)
+        except np.exceptions.TooHardError:  # pragma: no cover - exotic strides only
+            shared = True
+    else:
+        shared = False
     if shared:
         raise ValueError("out must not overlap the input (out=input, or inplace=True, overwrites the input)")
+
+
+_TENSOR: Any = None
+
+
+def _tensor_module():
+    """``dropcore.tensor``, imported on first use (it imports this module)."""
+    global _TENSOR
+    if _TENSOR is None:
+        # (``from . import tensor`` would give the package's ``tensor()`` factory.)
+        _TENSOR = importlib.import_module(".tensor", __package__)
+    return _TENSOR
 
 
 class _Call:
@@ -154,12 +173,17 @@ class _Call:
     __slots__ = ("input", "tensor", "x", "out", "inplace", "needs_graph")
 
     def __init__(self, input: Any, inplace: bool, out: Any) -> None:
-        from .tensor import Tensor, is_grad_enabled
-
         self.input = input
-        self.tensor = input if isinstance(input, Tensor) else None
-        self.x = _check_float_array(input.data if self.tensor is not None else input)
-        self.needs_graph = self.tensor is not None and self.tensor.requires_grad and is_grad_enabled()
+        if isinstance(input, np.ndarray):
+            self.tensor, self.needs_graph = None, False
+            self.x = _check_float_array(input)
+        else:
+            tm = _tensor_module()
+            if not isinstance(input, tm.Tensor):
+                _check_float_array(input)  # raises the TypeError
+            self.tensor = input
+            self.x = _check_float_array(input.data)
+            self.needs_graph = input.requires_grad and tm.is_grad_enabled()
         inplace = bool(inplace)
         if out is not None:
             if self.tensor is not None:
@@ -191,9 +215,7 @@ class _Call:
             if self.inplace:
                 np.multiply(x, f, out=x)
                 return self.tensor
-            from .tensor import _make_op
-
-            return _make_op(x * f, (self.tensor,), lambda g: (g * g.dtype.type(factor),), "MulBackward0")
+            return _tensor_module()._make_op(x * f, (self.tensor,), lambda g: (g * g.dtype.type(factor),), "MulBackward0")
         dest = x if self.inplace else self.out
         if dest is None:
             return x * f
@@ -218,8 +240,7 @@ class _Call:
             return y
         if self.inplace:
             return self.tensor
-        from .tensor import _make_op
-
+        _make_op = _tensor_module()._make_op
         if backward is None:
             return _make_op(y, (self.tensor,), lambda g: (g,), name)
         return _make_op(y, (self.tensor,), lambda g: (backward(_behaved(g), seed, offset, None) if g.size else g,), name)

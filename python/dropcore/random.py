@@ -28,6 +28,8 @@ _DEFAULT_SEED = 67280421310721
 
 def _as_int(name: str, value: Any) -> int:
     """``value`` as a Python int: an int or NumPy integer, never a bool or a float."""
+    if type(value) is int:
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, but got {type(value).__name__}")
     return int(value)
