@@ -609,3 +609,53 @@ def test_no_public_call_raises_panic_exception_for_zero_size_or_huge_shapes():
         assert _core.dropout(x, 0.5, 0, 0).shape == shape
     g = dropcore.Generator(0, offset=1 << 64)  # exhausted, yet empty calls still work
     assert F.dropout(np.ones(0), 0.5, generator=g).shape == (0,)
+
+
+# ----------------------------------------------------------------------------- binding invariants (the SAFETY comments)
+def test_binding_refuses_read_only_out_and_inplace_instead_of_writing():
+    x = np.ones(100, np.float32)
+    ro = np.zeros(100, np.float32)
+    ro.flags.writeable = False
+    for call in (
+        lambda: _core.dropout(x, 0.5, 0, 0, True, False, ro),
+        lambda: _core.bernoulli_map(x, 0.5, 2.0, 0.0, 0.0, 0, 0, None, ro),
+        lambda: _core.drop_block2d(x.reshape(1, 1, 10, 10), 0.5, 2, 0, 0, ro.reshape(1, 1, 10, 10)),
+        lambda: _core.dropout(ro, 0.5, 0, 0, True, True),
+    ):
+        with pytest.raises(ValueError, match="read-only|writeable"):
+            call()
+    assert (ro == 0).all()
+
+
+def test_concurrent_writer_and_reader_of_one_array_never_panic():
+    """One thread drops out an array in place while another reads it through the
+    binding: each call either runs or raises ValueError (in use), never PanicException."""
+    import threading
+
+    x = np.ones(1 << 20, np.float32)
+    errors: list[BaseException] = []
+
+    def writer():
+        for _ in range(30):
+            try:
+                _core.dropout(x, 0.1, 1, 0, True, True)
+            except ValueError:
+                pass
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+    def reader():
+        for _ in range(60):
+            try:
+                _core.dropout(x, 0.1, 2, 0)
+            except ValueError:
+                pass
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
