@@ -74,12 +74,10 @@ def _binary(x, y, compute, grad_x, grad_y, name, saved="both", float_result=Fals
             grads.append(_unbroadcast(grad_y(g, a, b, out), np.shape(b)) if need_y else None)
         return grads
 
-    if saved == "both":
-        keep = parents
-    elif saved == "none":
-        keep = ()
-    else:  # "x" or "y": only that operand's values are read by backward
-        keep = tuple(t for t, tag in ((xs, "x"), (ys, "y")) if t is not None and tag != saved)
+    # ``saved`` = (operands grad_x reads, operands grad_y reads): only those are version-checked.
+    reads = ("xy", "xy") if saved == "both" else ("", "") if saved == "none" else saved
+    tags = (reads[0] if need_x else "") + (reads[1] if need_y else "")
+    keep = tuple(t for t, tag in ((xs, "x"), (ys, "y")) if t is not None and tag in tags)
     return _make_op(out, parents, backward, name, saved=keep)
 
 
@@ -119,7 +117,8 @@ def _rsub(self, other) -> Tensor:
 
 def mul(input, other) -> Tensor:
     """Elementwise product with broadcasting."""
-    return _binary(input, other, np.multiply, lambda g, a, b, o: g * b, lambda g, a, b, o: g * a, "MulBackward0")
+    return _binary(input, other, np.multiply, lambda g, a, b, o: g * b, lambda g, a, b, o: g * a, "MulBackward0",
+                   saved=("y", "x"))
 
 
 multiply = mul
@@ -131,7 +130,8 @@ def div(input, other, *, rounding_mode: str | None = None) -> Tensor:
     if rounding_mode is None:
         return _binary(
             input, other, np.true_divide,
-            lambda g, a, b, o: g / b, lambda g, a, b, o: -g * a / (b * b), "DivBackward0", float_result=True,
+            lambda g, a, b, o: g / b, lambda g, a, b, o: -g * a / (b * b), "DivBackward0", saved=("y", "xy"),
+            float_result=True,
         )
     if rounding_mode not in ("trunc", "floor"):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
