@@ -40,8 +40,9 @@ __all__ = ["dropout"]
 #   returned. The input must be writeable and free of self-overlap (a view whose
 #   elements share memory, e.g. from ``np.broadcast_to``, would write every result
 #   through one cell): ValueError otherwise. ``inplace=True`` with an ``out`` other
-#   than the input is a ValueError (two different destinations). A Tensor that takes
-#   part in autograd is computed out of place (its graph needs the input).
+#   than the input is a ValueError (two different destinations). On a Tensor it
+#   follows PyTorch (see ``_Call``): RuntimeError on a leaf that requires grad,
+#   recorded by autograd otherwise.
 
 
 def _check_p(p: Any, what: str = "dropout probability") -> float:
@@ -168,7 +169,14 @@ def _tensor_module():
 
 
 class _Call:
-    """One checked call: the Tensor (if any), its array, the destination, the mode."""
+    """One checked call: the Tensor (if any), its array, the destination, the mode.
+
+    ``inplace`` on a Tensor follows PyTorch: refused (RuntimeError) on a leaf that
+    requires grad; recorded by autograd on a non-leaf (the op runs on a snapshot and
+    the tensor's storage takes the result, its ``grad_fn`` becomes the op's node);
+    written straight into the storage when nothing records. Either way the version
+    counter moves, so a graph that saved the old values refuses to use them.
+    """
 
     __slots__ = ("input", "tensor", "x", "out", "inplace", "needs_graph")
 
@@ -182,7 +190,7 @@ class _Call:
             if not isinstance(input, tm.Tensor):
                 _check_float_array(input)  # raises the TypeError
             self.tensor = input
-            self.x = _check_float_array(input.data)
+            self.x = _check_float_array(input._data)
             self.needs_graph = input.requires_grad and tm.is_grad_enabled()
         inplace = bool(inplace)
         if out is not None:
@@ -194,10 +202,11 @@ class _Call:
                 raise ValueError("inplace=True and out= name two destinations: pass out=input, or one of the two")
             else:
                 _check_out(out, self.x)
-        # A Tensor in an autograd graph is computed out of place; otherwise in place.
-        self.inplace = inplace and not self.needs_graph
+        self.inplace = inplace
         self.out = out
-        if self.inplace:
+        if inplace:
+            if self.tensor is not None:
+                self.tensor._check_inplace()  # PyTorch's RuntimeErrors, before any draw
             _check_writeable(self.x)
 
     def identity(self) -> Any:
@@ -207,15 +216,34 @@ class _Call:
         self.out[...] = self.x
         return self.out
 
+    def _node(self, y: np.ndarray, parent, backward, name: str):
+        """The Tensor result ``y`` of an out-of-place op on ``parent``. The backward
+        reads no input values (masks are recomputed), so nothing is saved."""
+        return _tensor_module()._make_op(y, (parent,), backward, name, saved=())
+
+    def _tensor_inplace(self, compute: Callable[[Any], Any]) -> Any:
+        """Write ``compute(tensor)`` into the Tensor's storage, recorded when autograd
+        needs it (see the class docstring)."""
+        t = self.tensor
+        if self.needs_graph:
+            return t._inplace_from(compute)
+        compute(t)  # writes into t._data directly (see _forward)
+        t._vbox[0] += 1
+        return t
+
     def scaled(self, factor: float) -> Any:
         """``input * factor`` (vanilla dropout at test time), honouring inplace/out=."""
         x = self.x
         f = x.dtype.type(factor)
         if self.tensor is not None:
-            if self.inplace:
-                np.multiply(x, f, out=x)
-                return self.tensor
-            return _tensor_module()._make_op(x * f, (self.tensor,), lambda g: (g * g.dtype.type(factor),), "MulBackward0")
+
+            def compute(src):
+                if self.needs_graph or not self.inplace:
+                    return self._node(src._data * f, src, lambda g: (g * g.dtype.type(factor),), "MulBackward0")
+                np.multiply(src._data, f, out=src._data)
+                return src
+
+            return self._tensor_inplace(compute) if self.inplace else compute(self.tensor)
         dest = x if self.inplace else self.out
         if dest is None:
             return x * f
@@ -235,15 +263,19 @@ class _Call:
         C-contiguous buffer to fill, or None for a new array). A Tensor records
         ``backward(grad, seed, offset, None)`` (None: the gradient passes through)."""
         gen = _resolve(generator)
-        y, seed, offset = _forward(self.x, gen, n_words, kernel, self.inplace, self.out, inplace_kernel)
         if self.tensor is None:
-            return y
-        if self.inplace:
-            return self.tensor
-        _make_op = _tensor_module()._make_op
-        if backward is None:
-            return _make_op(y, (self.tensor,), lambda g: (g,), name)
-        return _make_op(y, (self.tensor,), lambda g: (backward(_behaved(g), seed, offset, None) if g.size else g,), name)
+            return _forward(self.x, gen, n_words, kernel, self.inplace, self.out, inplace_kernel)[0]
+
+        def compute(src):
+            direct = self.inplace and not self.needs_graph
+            y, seed, offset = _forward(src._data, gen, n_words, kernel, direct, None, inplace_kernel)
+            if direct:
+                return src
+            if backward is None:
+                return self._node(y, src, lambda g: (g,), name)
+            return self._node(y, src, lambda g: (backward(_behaved(g), seed, offset, None) if g.size else g,), name)
+
+        return self._tensor_inplace(compute) if self.inplace else compute(self.tensor)
 
 
 def _forward(x, gen: Generator, n_words: int, kernel, inplace: bool, out, inplace_kernel=None):
@@ -292,8 +324,9 @@ def dropout(
         training: apply dropout if ``True``; otherwise the identity (the input object
             itself), or, when ``inverted=False``, the input times ``1 - p``.
         inplace: overwrite ``input`` (an ndarray must be writeable and must not have
-            elements that share memory). For a Tensor that takes part in autograd the
-            result is computed out of place.
+            elements that share memory). Tensors follow PyTorch: a leaf that requires
+            grad is refused (RuntimeError); on other tensors the write is recorded by
+            autograd and bumps the version counter.
         generator: the :class:`dropcore.Generator` to draw from (default: the global one).
         inverted: scale kept elements by ``1/(1-p)`` while training (the usual rule);
             ``False`` is the original rule: no scaling in training, ``* (1-p)`` at test.
@@ -584,7 +617,7 @@ def _linear_operand(value, name: str, dtype=None):
     from .tensor import Tensor
 
     is_tensor = isinstance(value, Tensor)
-    arr = _check_float_array(value.data if is_tensor else value, name)
+    arr = _check_float_array(value._data if is_tensor else value, name)
     if dtype is not None and arr.dtype.newbyteorder("=") != dtype:
         raise TypeError(f"{name} must have the input's dtype {dtype}, but got {arr.dtype}")
     return (value if is_tensor else None), _behaved(arr)
@@ -599,7 +632,7 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
 
     ``input`` (B, in), ``weight`` (out, in) and ``bias`` (out,) are Tensors or float
     ndarrays of one dtype; with no Tensor among them the result is an ndarray."""
-    from .functional import linear
+    from ._ops_linalg import linear
     from .tensor import Tensor, _make_op
 
     p = _check_p(p, "dropconnect probability")
@@ -616,7 +649,7 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
     bias = as_tensor[2] if bv is not None else None
     if not training or p == 0.0:
         y = linear(input, weight, bias)
-        return y.data if arrays_only else y
+        return y._data if arrays_only else y
     gen = _resolve(generator)
     parents = (input, weight) if bias is None else (input, weight, bias)
     if not per_sample:
@@ -637,7 +670,7 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
             return (gx, gw) if bias is None else (gx, gw, g.sum(0))
 
         y = _make_op(out, parents, backward, "DropConnectBackward")
-        return y.data if arrays_only else y
+        return y._data if arrays_only else y
     n_words = _element_words(x.shape[0] * w.size)
     seed, offset = gen.take(n_words)
     try:
@@ -651,7 +684,7 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
         return (gx, gw) if bias is None else (gx, gw, g.sum(0))
 
     y = _make_op(out, parents, backward_per_sample, "DropConnectPerSampleBackward")
-    return y.data if arrays_only else y
+    return y._data if arrays_only else y
 
 
 __all__ += [
