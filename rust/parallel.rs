@@ -203,6 +203,14 @@ fn register_fork_handlers() {
     fork::register();
 }
 
+/// Read `DROPCORE_NUM_THREADS` and register the fork handlers now. Both are one-time
+/// initialisations; a process forked while another thread runs one would wait for it
+/// forever, so the binding calls this at import, before any kernel can run.
+pub fn init() {
+    register_fork_handlers();
+    let _ = env_threads();
+}
+
 /// Run `f` inside dropcore's pool (so nested rayon calls, e.g. in a GEMM, use it).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     match pool() {

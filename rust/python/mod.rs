@@ -209,8 +209,34 @@ pub(crate) fn require_contiguous<T: Elem>(a: &Bound<'_, PyArrayDyn<T>>, name: &s
     Ok(())
 }
 
+/// Run every lazy one-time initialisation the kernels rely on (NumPy's C API table,
+/// the dtypes, rust-numpy's shared borrow flags, the thread settings and fork
+/// handlers, the instruction-set choice), now, while the module is imported.
+///
+/// Each of them is a once-cell that another thread may be filling (with the GIL
+/// released part of the way) at the moment a process forks; the child then waits
+/// forever for an initialisation that no thread of its own is running. Done at import,
+/// under the import lock, before any thread of the program can call a kernel, they
+/// are complete in every process forked later.
+fn warm_up(py: Python<'_>) -> PyResult<()> {
+    fn touch<T: numpy::Element>(py: Python<'_>) -> PyResult<()> {
+        let a = zeros::<T>(py, &[1])?;
+        let _ = dtype::<T>(py);
+        drop(a.try_readonly().map_err(|e| PyValueError::new_err(e.to_string()))?);
+        drop(a.try_readwrite().map_err(|e| PyValueError::new_err(e.to_string()))?);
+        Ok(())
+    }
+    touch::<f32>(py)?;
+    touch::<f64>(py)?;
+    touch::<u32>(py)?;
+    crate::parallel::init();
+    let _ = crate::rng::isa();
+    Ok(())
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    warm_up(m.py())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     dropout::register(m)?;
     variants::register(m)?;
