@@ -216,7 +216,7 @@ pub(crate) fn map_into<'py, T: Elem>(
 
 /// `a` borrowed for reading, or a `ValueError` if another call (another Python
 /// thread, GIL released) is writing it right now: never a panic.
-pub(crate) fn read<'a, 'py, T: Elem>(a: &'a Bound<'py, PyArrayDyn<T>>, name: &str) -> PyResult<numpy::PyReadonlyArrayDyn<'py, T>> {
+pub(crate) fn read<'py, T: Elem>(a: &Bound<'py, PyArrayDyn<T>>, name: &str) -> PyResult<numpy::PyReadonlyArrayDyn<'py, T>> {
     a.try_readonly()
         .map_err(|e| PyValueError::new_err(format!("{name} is being written by another call: {e}")))
 }
