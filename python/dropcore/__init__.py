@@ -11,7 +11,8 @@ from . import _core
 from .random import Generator, default_generator, initial_seed, manual_seed
 from .tensor import *  # noqa: F401,F403  (Tensor, factories, grad mode, dtypes)
 from .tensor import __all__ as _tensor_all
-from . import data, functional, mc, nn, optim  # noqa: E402
+from . import data, functional, mc, nn, optim, utils  # noqa: E402
+from .serialization import load, save  # noqa: E402
 
 __version__ = _core.__version__
 
@@ -41,6 +42,9 @@ __all__ = [
     "optim",
     "mc",
     "data",
+    "utils",
+    "save",
+    "load",
     "Generator",
     "default_generator",
     "initial_seed",
