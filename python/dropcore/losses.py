@@ -437,9 +437,9 @@ def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str
         d_in = -et
         d_tg = lambda: et * (t - x + 1)  # noqa: E731
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 log 0 is taken as 0
             log_t = np.log(t)
-        loss = np.where(t > 0, t * log_t, 0) - t * x
+            loss = np.where(t > 0, t * log_t, 0) - t * x
         d_in = -t
         d_tg = lambda: log_t + 1 - x  # noqa: E731
     loss = np.broadcast_to(loss, np.broadcast_shapes(x.shape, t.shape))
