@@ -188,7 +188,7 @@ def cross_entropy(
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    z = input.data
+    z = input._data
     rows, batch_shape = _classes_last(z)
     shifted = rows - rows.max(axis=1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -216,7 +216,7 @@ def nll_loss(
     at class indices; ``weight``, ``ignore_index`` and ``'mean'`` as in :func:`cross_entropy`."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    x = input.data
+    x = input._data
     rows, batch_shape = _classes_last(x)
     t = np.asarray(_as_array(target))
     if t.dtype.kind not in "iu":
@@ -248,7 +248,7 @@ def _pointwise(input: Tensor, target, reduction: str, fn, op: str, weight=None) 
     multiplies each element and ``'mean'`` then divides by ``weight.sum()``.
     """
     _check_reduction(reduction)
-    a = input.data
+    a = input._data
     b = _as_array(target)
     if np.shape(b) != a.shape:
         _size_warning(a.shape, np.shape(b))
@@ -328,7 +328,7 @@ def _same_shape_target(a: np.ndarray, b: np.ndarray, message: str) -> None:
 def _elementwise_loss(input: Tensor, target, loss: np.ndarray, d_input: np.ndarray, d_target, reduction: str,
                       op: str) -> Tensor:
     """Reduce an element-wise loss and record its node (gradients given per element)."""
-    a = input.data
+    a = input._data
     value, scale = _reduce(loss.astype(a.dtype, copy=False), reduction)
     parents = (input, target) if isinstance(target, Tensor) else (input,)
 
@@ -351,7 +351,7 @@ def binary_cross_entropy(input: Tensor, target, weight=None, size_average=None, 
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    x = input.data
+    x = input._data
     y = np.asarray(_as_array(target), dtype=x.dtype)
     _same_shape_target(x, y, "Using a target size ({}) that is different to the input size ({}) is deprecated. "
                              "Please ensure they have the same size.")
@@ -385,7 +385,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    x = input.data
+    x = input._data
     y = np.asarray(_as_array(target), dtype=x.dtype)
     _same_shape_target(x, y, "Target size ({}) must be the same as input size ({})")
     sp_neg = _softplus(-x)
@@ -429,7 +429,7 @@ def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str
             stacklevel=2,
         )
     _check_reduction(reduction, ("none", "mean", "sum", "batchmean"))
-    x = input.data
+    x = input._data
     t = np.asarray(_as_array(target), dtype=x.dtype)
     if log_target:
         et = np.exp(t)

@@ -71,10 +71,10 @@ class _Encoder:
         if isinstance(obj, str) and type(obj) is str:
             return {"t": "str", "v": obj}
         if isinstance(obj, Tensor) and type(obj) in (Tensor, Parameter):
-            if obj.data.dtype.hasobject:
+            if obj._data.dtype.hasobject:
                 return self.pickled(obj)
             kind = "parameter" if isinstance(obj, Parameter) else "tensor"
-            return {"t": kind, "a": self.array(obj.data), "requires_grad": bool(obj.requires_grad)}
+            return {"t": kind, "a": self.array(obj._data), "requires_grad": bool(obj.requires_grad)}
         if type(obj) is np.ndarray and not obj.dtype.hasobject:
             return {"t": "ndarray", "a": self.array(obj)}
         if isinstance(obj, np.generic) and not isinstance(obj, np.object_):

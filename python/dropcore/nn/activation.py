@@ -30,19 +30,19 @@ SELU_SCALE = 1.0507009873554804934193349852946
 def _elementwise(input: Tensor, out: np.ndarray, deriv: np.ndarray, op: str, inplace: bool = False) -> Tensor:
     """The node ``out = f(input)`` with ``f'(input) = deriv``; ``inplace`` writes into the input
     (only for tensors outside the graph, as PyTorch refuses in-place ops on leaves that need grad)."""
-    out = out.astype(input.data.dtype, copy=False)
-    deriv = deriv.astype(input.data.dtype, copy=False)
+    out = out.astype(input._data.dtype, copy=False)
+    deriv = deriv.astype(input._data.dtype, copy=False)
     if inplace:
         if input.requires_grad:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        input.data[...] = out
+        input._data[...] = out
         return input
     return _make_op(out, (input,), lambda g: (g * deriv,), op)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` if ``x > 0`` else ``alpha (exp(x) - 1)`` (Clevert et al. 2016)."""
-    x = input.data
+    x = input._data
     em1 = np.expm1(np.minimum(x, 0))
     pos = x > 0
     return _elementwise(input, np.where(pos, x, alpha * em1), np.where(pos, 1.0, alpha * (em1 + 1)),
@@ -51,7 +51,7 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """``scale * elu(x, alpha)`` with Klambauer et al.'s fixed point constants."""
-    x = input.data
+    x = input._data
     em1 = np.expm1(np.minimum(x, 0))
     pos = x > 0
     out = SELU_SCALE * np.where(pos, x, SELU_ALPHA * em1)
@@ -97,7 +97,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
         approximate: ``'none'`` (exact normal CDF) or ``'tanh'``
             (``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``).
     """
-    x = input.data
+    x = input._data
     if approximate == "none":
         x64 = x.astype(np.float64, copy=False)
         cdf = 0.5 * _erfc(-x64 / math.sqrt(2))
@@ -119,14 +119,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * sigmoid(x)`` (the swish of Ramachandran et al. 2017)."""
-    x = input.data
+    x = input._data
     s = _sigmoid(x)
     return _elementwise(input, x * s, s * (1 + x * (1 - s)), "SiluBackward0", inplace)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """``log(1 + exp(beta x)) / beta``, linear where ``beta x > threshold`` (as PyTorch)."""
-    x = input.data
+    x = input._data
     bx = beta * x
     linear = bx > threshold
     out = np.where(linear, x, (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / beta)

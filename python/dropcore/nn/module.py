@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from .._device import check_device, device
 from ..tensor import Tensor
 
 __all__ = ["Module", "Parameter", "RemovableHandle"]
@@ -31,14 +32,8 @@ def _unsupported_dtype(d: np.dtype) -> TypeError:
 
 def _is_device(arg: Any) -> bool:
     if isinstance(arg, str):
-        return arg.split(":")[0] in ("cpu", "cuda", "mps", "xpu", "meta", "hip", "xla", "npu")
-    return hasattr(arg, "type") and not isinstance(arg, (np.dtype, type, Tensor))
-
-
-def _check_device(device: Any) -> None:
-    kind = device.split(":")[0] if isinstance(device, str) else getattr(device, "type", None)
-    if kind != "cpu":
-        raise RuntimeError(f"dropcore runs on the CPU only: cannot move a module to device {str(device)!r}")
+        return arg.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu")
+    return isinstance(arg, device)
 
 
 class RemovableHandle:
@@ -65,7 +60,7 @@ class Parameter(Tensor):
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         if data is None:
             data = np.zeros(0, np.float32)
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(data._data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -143,7 +138,7 @@ class Module:
         ):
             raise KeyError(f"attribute '{name}' already exists")
         if isinstance(tensor, Tensor):
-            tensor = tensor.data
+            tensor = tensor._data
         names = self.__dict__.setdefault("_buffer_names", set())
         names.add(name)
         non_persistent = self.__dict__.setdefault("_non_persistent_buffers_set", set())
@@ -291,7 +286,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     def apply(self, fn: Callable[["Module"], Any]) -> "Module":
         """Call ``fn`` on every descendant (children first) and on ``self``; returns ``self``.
@@ -314,10 +309,10 @@ class Module:
             raise _unsupported_dtype(dtype)
         for m in self.modules():
             for p in m._parameters.values():
-                if p is not None and p.data.dtype.kind == "f":
-                    p.data = p.data.astype(dtype, copy=False)
+                if p is not None and p._data.dtype.kind == "f":
+                    p._data = p._data.astype(dtype, copy=False)
                     if p.grad is not None:
-                        p.grad = Tensor(p.grad.data.astype(dtype, copy=False))
+                        p.grad = Tensor(p.grad._data.astype(dtype, copy=False))
             for k, b in m._buffers.items():
                 if isinstance(b, np.ndarray) and b.dtype.kind == "f":
                     m._buffers[k] = b.astype(dtype, copy=False)
@@ -364,7 +359,7 @@ class Module:
             else:
                 dtype = a
         if device is not None:
-            _check_device(device)
+            check_device(device)
         if dtype is not None:
             try:
                 d = np.dtype(dtype)
@@ -389,7 +384,7 @@ class Module:
             skip = m.__dict__.get("_non_persistent_buffers_set", ())
             for name, p in m._parameters.items():
                 if p is not None:
-                    out[f"{mod_prefix}.{name}" if mod_prefix else name] = p if keep_vars else Tensor(p.data)
+                    out[f"{mod_prefix}.{name}" if mod_prefix else name] = p if keep_vars else Tensor(p._data)
             for name, b in m._buffers.items():
                 if b is not None and name not in skip:
                     out[f"{mod_prefix}.{name}" if mod_prefix else name] = Tensor(b)
@@ -408,8 +403,8 @@ class Module:
         for key, value in state_dict.items():
             if key not in own:
                 continue
-            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
-            target = own[key].data
+            arr = value._data if isinstance(value, Tensor) else np.asarray(value)
+            target = own[key]._data
             if arr.shape != target.shape:
                 raise ValueError(
                     f"size mismatch for {key}: copying a param with shape {arr.shape}, "

@@ -47,21 +47,21 @@ class Adagrad(Optimizer):
             state = self.state[p]
             if not state:
                 state["step"] = _step_tensor()
-                state["sum"] = _state_tensor(p.data, group["initial_accumulator_value"])
+                state["sum"] = _state_tensor(p._data, group["initial_accumulator_value"])
 
     def step(self, closure: Callable[[], Any] | None = None):
         """One Adagrad update of every parameter that has a gradient."""
         loss = self._closure_loss(closure)
         for group, p, g, state in self._params_with_grad():
-            dt = p.data.dtype.type
+            dt = p._data.dtype.type
             if not state:
                 self._init_group_state({**group, "params": [p]})
-            state["step"].data += 1
-            t = float(state["step"].data)
+            state["step"]._data += 1
+            t = float(state["step"]._data)
             if group["weight_decay"]:
-                g = g + dt(group["weight_decay"]) * p.data
+                g = g + dt(group["weight_decay"]) * p._data
             clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
-            s = state["sum"].data
+            s = state["sum"]._data
             s += g * g
-            p.data += dt(-clr) * (g / (np.sqrt(s) + dt(group["eps"])))
+            p._data += dt(-clr) * (g / (np.sqrt(s) + dt(group["eps"])))
         return loss

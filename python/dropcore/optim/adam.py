@@ -51,33 +51,33 @@ class Adam(Optimizer):
         """One Adam update of every parameter that has a gradient."""
         loss = self._closure_loss(closure)
         for group, p, g, state in self._params_with_grad():
-            dt = p.data.dtype.type
+            dt = p._data.dtype.type
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             if not state:
                 state["step"] = _step_tensor()
-                state["exp_avg"] = _state_tensor(p.data)
-                state["exp_avg_sq"] = _state_tensor(p.data)
+                state["exp_avg"] = _state_tensor(p._data)
+                state["exp_avg_sq"] = _state_tensor(p._data)
                 if group["amsgrad"]:
-                    state["max_exp_avg_sq"] = _state_tensor(p.data)
-            state["step"].data += 1
-            t = float(state["step"].data)
+                    state["max_exp_avg_sq"] = _state_tensor(p._data)
+            state["step"]._data += 1
+            t = float(state["step"]._data)
             if wd:
                 if group["decoupled_weight_decay"]:
-                    p.data *= dt(1 - lr * wd)
+                    p._data *= dt(1 - lr * wd)
                 else:
-                    g = g + dt(wd) * p.data
-            m, v = state["exp_avg"].data, state["exp_avg_sq"].data
+                    g = g + dt(wd) * p._data
+            m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
             m += dt(1 - b1) * (g - m)  # lerp(m, g, 1 - beta1), PyTorch's form for weights < 0.5
             v *= dt(b2)
             v += dt(1 - b2) * g * g
             bc2_sqrt = math.sqrt(1 - b2**t)
             if group["amsgrad"]:
-                vmax = state["max_exp_avg_sq"].data
+                vmax = state["max_exp_avg_sq"]._data
                 np.maximum(vmax, v, out=vmax)
                 denom = np.sqrt(vmax) / dt(bc2_sqrt) + dt(eps)
             else:
                 denom = np.sqrt(v) / dt(bc2_sqrt) + dt(eps)
-            p.data += dt(-lr / (1 - b1**t)) * (m / denom)
+            p._data += dt(-lr / (1 - b1**t)) * (m / denom)
         return loss
 
 

@@ -148,14 +148,14 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.data[...] = 0
+                    p.grad._data[...] = 0
 
     def _params_with_grad(self):
         """``(group, param, grad array, state)`` for each parameter that has a gradient."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    g = p.grad.data
+                    g = p.grad._data
                     yield group, p, (-g if group.get("maximize") else g), self.state[p]
 
     def step(self, closure: Callable[[], Any] | None = None):
@@ -206,9 +206,9 @@ class Optimizer:
 
         def cast(param: Tensor, value: Any, key: Any = None) -> Any:
             if isinstance(value, (Tensor, np.ndarray)):
-                arr = value.data if isinstance(value, Tensor) else value
-                if key != "step" and param.data.dtype.kind == "f" and arr.dtype.kind == "f":
-                    arr = arr.astype(param.data.dtype)
+                arr = value._data if isinstance(value, Tensor) else value
+                if key != "step" and param._data.dtype.kind == "f" and arr.dtype.kind == "f":
+                    arr = arr.astype(param._data.dtype)
                 else:
                     arr = np.array(arr, copy=True)
                 return Tensor(arr)

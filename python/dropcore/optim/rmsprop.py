@@ -46,32 +46,32 @@ class RMSprop(Optimizer):
         """One RMSprop update of every parameter that has a gradient."""
         loss = self._closure_loss(closure)
         for group, p, g, state in self._params_with_grad():
-            dt = p.data.dtype.type
+            dt = p._data.dtype.type
             alpha, mu = group["alpha"], group["momentum"]
             if not state:
                 state["step"] = _step_tensor()
-                state["square_avg"] = _state_tensor(p.data)
+                state["square_avg"] = _state_tensor(p._data)
                 if mu > 0:
-                    state["momentum_buffer"] = _state_tensor(p.data)
+                    state["momentum_buffer"] = _state_tensor(p._data)
                 if group["centered"]:
-                    state["grad_avg"] = _state_tensor(p.data)
-            state["step"].data += 1
+                    state["grad_avg"] = _state_tensor(p._data)
+            state["step"]._data += 1
             if group["weight_decay"]:
-                g = g + dt(group["weight_decay"]) * p.data
-            s = state["square_avg"].data
+                g = g + dt(group["weight_decay"]) * p._data
+            s = state["square_avg"]._data
             s *= dt(alpha)
             s += dt(1 - alpha) * g * g
             if group["centered"]:
-                a = state["grad_avg"].data
+                a = state["grad_avg"]._data
                 a += dt(1 - alpha) * (g - a)
                 avg = np.sqrt(s - a * a) + dt(group["eps"])
             else:
                 avg = np.sqrt(s) + dt(group["eps"])
             if mu > 0:
-                buf = state["momentum_buffer"].data
+                buf = state["momentum_buffer"]._data
                 buf *= dt(mu)
                 buf += g / avg
-                p.data += dt(-group["lr"]) * buf
+                p._data += dt(-group["lr"]) * buf
             else:
-                p.data += dt(-group["lr"]) * (g / avg)
+                p._data += dt(-group["lr"]) * (g / avg)
         return loss

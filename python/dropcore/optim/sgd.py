@@ -50,17 +50,17 @@ class SGD(Optimizer):
         """One update of every parameter that has a gradient; returns ``closure()``'s loss if given."""
         loss = self._closure_loss(closure)
         for group, p, g, state in self._params_with_grad():
-            dt = p.data.dtype.type
+            dt = p._data.dtype.type
             if group["weight_decay"]:
-                g = g + dt(group["weight_decay"]) * p.data
+                g = g + dt(group["weight_decay"]) * p._data
             mu = group["momentum"]
             if mu:
                 buf = state.get("momentum_buffer")
                 if buf is None:
-                    buf = state["momentum_buffer"] = Tensor(np.array(g, dtype=p.data.dtype, copy=True))
+                    buf = state["momentum_buffer"] = Tensor(np.array(g, dtype=p._data.dtype, copy=True))
                 else:
-                    buf.data *= dt(mu)
-                    buf.data += dt(1 - group["dampening"]) * g
-                g = g + dt(mu) * buf.data if group["nesterov"] else buf.data
-            p.data += dt(-group["lr"]) * g
+                    buf._data *= dt(mu)
+                    buf._data += dt(1 - group["dampening"]) * g
+                g = g + dt(mu) * buf._data if group["nesterov"] else buf._data
+            p._data += dt(-group["lr"]) * g
         return loss

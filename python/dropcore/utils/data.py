@@ -284,7 +284,7 @@ def default_collate(batch: Sequence[Any]) -> Any:
     """
     elem = batch[0]
     if isinstance(elem, Tensor):
-        return Tensor(np.stack([b.data for b in batch]))
+        return Tensor(np.stack([b._data for b in batch]))
     if isinstance(elem, (np.ndarray, np.generic)) and elem.dtype.kind not in "SUO":
         return Tensor(np.stack([np.asarray(b) for b in batch]))
     if isinstance(elem, bool):
@@ -325,7 +325,7 @@ def _gather(dataset: Any, idx: np.ndarray):
         if isinstance(t, Tensor):
             if t.requires_grad:
                 return None
-            out.append(Tensor(t.data[idx]))
+            out.append(Tensor(t._data[idx]))
         elif isinstance(t, np.ndarray) and t.dtype.kind not in "SUO":
             out.append(Tensor(t[idx]))
         else:

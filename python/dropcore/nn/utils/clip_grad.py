@@ -15,7 +15,7 @@ __all__ = ["clip_grad_norm_", "clip_grad_value_"]
 def _grads(parameters: Tensor | Iterable[Tensor]) -> list[np.ndarray]:
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    return [p.grad.data for p in parameters if p.grad is not None]
+    return [p.grad._data for p in parameters if p.grad is not None]
 
 
 def _vector_norm(a: np.ndarray, norm_type: float) -> np.ndarray:

@@ -31,12 +31,12 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     params = list(parameters)
-    need = sum(p.data.size for p in params)
-    if vec.data.size != need:
-        raise RuntimeError(f"vector has {vec.data.size} elements but the parameters hold {need}")
-    flat = vec.data.reshape(-1)
+    need = sum(p._data.size for p in params)
+    if vec._data.size != need:
+        raise RuntimeError(f"vector has {vec._data.size} elements but the parameters hold {need}")
+    flat = vec._data.reshape(-1)
     start = 0
     for p in params:
-        n = p.data.size
-        p.data[...] = flat[start : start + n].reshape(p.data.shape).astype(p.data.dtype, copy=False)
+        n = p._data.size
+        p._data[...] = flat[start : start + n].reshape(p._data.shape).astype(p._data.dtype, copy=False)
         start += n
