@@ -248,6 +248,8 @@ def test_shape_helpers():
     assert y.squeeze().shape == (2, 3) and y.squeeze(0).shape == (2, 1, 3) and y.unsqueeze(0).shape == (1, 2, 1, 3)
     assert y.size() == (2, 1, 3) and y.size(-1) == 3 and y.dim() == 3 and y.numel() == 6 and dropcore.numel(y) == 6
     assert y.transpose(0, 2).shape == (3, 1, 2) and y.contiguous() is y
+    yt = y.transpose(0, 2)
+    assert not yt.is_contiguous() and yt.contiguous().is_contiguous() and dropcore.equal(yt.contiguous(), yt)
     assert dropcore.ones(2, 3).repeat(2, 2).shape == (4, 6) and dropcore.ones(3).repeat(2, 1).shape == (2, 3)
     t = dropcore.tensor([[3.0, 1.0, 2.0]])
     assert t.argsort(1).tolist() == [[1, 2, 0]] and t.sort(descending=True).indices.tolist() == [[0, 2, 1]]

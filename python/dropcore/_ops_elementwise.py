@@ -226,12 +226,11 @@ def neg(input: Tensor) -> Tensor:
 negative = neg
 
 
-def _unary(input: Tensor, fn, grad, name: str, saves_output: bool = False, float_only: bool = True,
-           keep_int: bool = False) -> Tensor:
+def _unary(input: Tensor, fn, grad, name: str, saves_output: bool = False, keep_int: bool = False) -> Tensor:
     """``fn`` elementwise; integer inputs promote to the default float dtype unless ``keep_int``."""
     a = input._data
     if a.dtype.kind != "f" and not keep_int:
-        a = a.astype(D.default_np()) if float_only else a
+        a = a.astype(D.default_np())
     out = np.asarray(fn(a))
     if keep_int and out.dtype != a.dtype:
         out = out.astype(a.dtype)

@@ -47,7 +47,7 @@ def reshape(input: Tensor, *shape) -> Tensor:
 
 def _view(self: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list)):
-        return self.to(shape[0])  # view(dtype) is not a reinterpretation here: refuse loudly instead
+        raise NotImplementedError("view(dtype) (reinterpreting the bits) is not supported; use .to(dtype) to convert")
     return reshape(self, *shape)
 
 
@@ -192,8 +192,7 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     n = input._data.shape[_axis(dim, input._data.ndim)]
-    size = -(-n // chunks) if n else 0
-    return split(input, size, dim) if size else split(input, [0] * 0 + [n], dim)
+    return split(input, -(-n // chunks), dim) if n else split(input, [0], dim)
 
 
 # ----------------------------------------------------------------------------- indexing
@@ -435,6 +434,10 @@ def flip(input: Tensor, dims) -> Tensor:
     return _make_op(np.flip(input._data, axes).copy(), (input,), lambda g: (np.flip(g, axes),), "FlipBackward0", saved=())
 
 
+def _contiguous_copy(input: Tensor) -> Tensor:
+    return _make_op(np.ascontiguousarray(input._data), (input,), lambda g: (g,), "CloneBackward0", saved=())
+
+
 def clone(input: Tensor) -> Tensor:
     """A copy with its own storage; gradients flow back to ``input``."""
     return _make_op(input._data.copy(), (input,), lambda g: (g,), "CloneBackward0", saved=())
@@ -499,7 +502,7 @@ def _bind() -> None:
     T.expand = _expand
     T.expand_as = lambda self, other: _expand(self, other.shape)
     T.repeat = _repeat
-    T.contiguous = lambda self, memory_format=None: self
+    T.contiguous = lambda self, memory_format=None: self if self._data.flags.c_contiguous else _contiguous_copy(self)
     T.is_contiguous = lambda self, memory_format=None: bool(self._data.flags.c_contiguous)
     T.T = property(lambda self: permute(self, *reversed(range(self._data.ndim))))
     T.mT = property(lambda self: transpose(self, -2, -1))
