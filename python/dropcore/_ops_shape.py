@@ -67,7 +67,8 @@ def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
     return reshape(input, shape[:d] + tuple(sizes) + shape[d + 1 :])
 
 
-def permute(input: Tensor, *dims) -> Tensor:
+def permute(input: Tensor, *dims, _name: str = "PermuteBackward0") -> Tensor:
+    """The dimensions reordered as ``dims`` (a view)."""
     dims = _sizes(dims)
     a = input._data
     if len(dims) != a.ndim:
@@ -77,18 +78,19 @@ def permute(input: Tensor, *dims) -> Tensor:
         )
     dims = tuple(_axis(d, a.ndim) for d in dims)
     inv = tuple(np.argsort(dims))
-    return _make_op(np.transpose(a, dims), (input,), lambda g: (np.transpose(g, inv),), "PermuteBackward0",
+    return _make_op(np.transpose(a, dims), (input,), lambda g: (np.transpose(g, inv),), _name,
                     saved=(), view_of=input)
 
 
-def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
+def transpose(input: Tensor, dim0: int, dim1: int, _name: str = "TransposeBackward0") -> Tensor:
+    """``dim0`` and ``dim1`` swapped (a view)."""
     n = input._data.ndim
     if n == 0:
         return reshape(input, ())
     dims = list(range(n))
     d0, d1 = _axis(dim0, n), _axis(dim1, n)
     dims[d0], dims[d1] = dims[d1], dims[d0]
-    return permute(input, *dims)
+    return permute(input, *dims, _name=_name)
 
 
 swapaxes = transpose
@@ -106,7 +108,7 @@ def t(input: Tensor) -> Tensor:
     """Transpose of a 2-D tensor (0-D and 1-D tensors come back as they are)."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
-    return transpose(input, 0, 1) if input._data.ndim == 2 else reshape(input, input._data.shape)
+    return transpose(input, 0, 1, _name="TBackward0") if input._data.ndim == 2 else reshape(input, input._data.shape)
 
 
 def unsqueeze(input: Tensor, dim: int) -> Tensor:
@@ -149,7 +151,12 @@ def _expand(self: Tensor, *sizes) -> Tensor:
 
 
 def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
-    """The slice ``start:start+length`` of ``dim`` (a view)."""
+    """The slice ``start:start+length`` of ``dim`` (a view sharing storage).
+
+    Example:
+        >>> dropcore.arange(10).narrow(0, 2, 3)
+        tensor([2, 3, 4])
+    """
     a = input._data
     d = _axis(dim, a.ndim)
     n = a.shape[d]
@@ -293,7 +300,18 @@ def _check_gather_index(a: np.ndarray, idx: np.ndarray, d: int, name: str) -> np
 
 
 def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
-    """``out[i][j] = input[index[i][j]][j]`` (for ``dim=0``), PyTorch's gather."""
+    """``out[i][j] = input[index[i][j]][j]`` for ``dim=0`` (``input[i][index[i][j]]`` for ``dim=1``).
+
+    Args:
+        input: the source tensor.
+        dim: the axis to index along.
+        index: an integer tensor with ``input``'s number of dimensions; the output has its shape.
+
+    Example:
+        >>> dropcore.tensor([[1, 2], [3, 4]]).gather(1, dropcore.tensor([[0, 0], [1, 0]]))
+        tensor([[1, 1],
+                [4, 3]])
+    """
     a = input._data
     d = _axis(dim, a.ndim)
     idx = _check_gather_index(a, _as_array(index), d, "gather")
