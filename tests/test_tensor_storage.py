@@ -236,3 +236,16 @@ def test_inference_mode_and_grad_mode_switches():
     with dropcore.set_grad_enabled(False):
         assert not (x * 2).requires_grad
     assert dropcore.is_grad_enabled()
+
+
+def test_deepcopy_copies_leaves_and_refuses_graph_nodes_like_pytorch():
+    import copy
+
+    w = dropcore.nn.Parameter(dropcore.ones(2, 3))
+    (w * 2).sum().backward()
+    c = copy.deepcopy(w)
+    assert type(c) is type(w) and c.requires_grad and c.is_leaf
+    assert not np.shares_memory(c.detach().numpy(), w.detach().numpy())
+    assert c.grad.tolist() == w.grad.tolist() and not np.shares_memory(c.grad.numpy(), w.grad.numpy())
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(w * 2)

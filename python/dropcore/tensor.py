@@ -426,6 +426,23 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)
 
+    def __deepcopy__(self, memo: dict) -> "Tensor":
+        """A leaf with copies of the values and ``.grad`` (PyTorch refuses non-leaves, so do we)."""
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the moment."
+            )
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new._data = self._data.copy()
+        new._vbox = [0]
+        new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
+        new._requires_grad = self._requires_grad
+        new.grad_fn = None
+        new._accumulator = None
+        new._base = None
+        return new
+
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extra = ""
