@@ -237,8 +237,11 @@ def _getitem(self: Tensor, index: Any) -> Tensor:
             np.add.at(full, index, g)
         return (full,)
 
-    return _make_op(np.asarray(out), (self,), backward, "SliceBackward0" if basic else "IndexBackward0", saved=(),
+    view = _make_op(np.asarray(out), (self,), backward, "SliceBackward0" if basic else "IndexBackward0", saved=(),
                     view_of=self if basic else None)
+    if view._base is not None:
+        view._view_src = (self, index)  # lets a recorded in-place write go through the parent
+    return view
 
 
 def _setitem(self: Tensor, index: Any, value: Any) -> None:
