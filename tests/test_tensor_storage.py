@@ -289,3 +289,17 @@ def test_backward_waits_for_every_path_into_a_node(order):
     out = h + long if order == "short path first" else long + h
     out.sum().backward()
     assert a.grad.tolist() == [9.0, 9.0]
+
+
+def test_functional_relu_inplace_writes_into_its_input_and_is_recorded():
+    import dropcore.nn.functional as F
+
+    def f(a):
+        h = a * 2.0
+        F.relu(h, inplace=True)
+        F.leaky_relu(h - 1.0, 0.1, inplace=True)
+        return h * a
+
+    gradcheck(f, np.array([[0.3, -0.8], [1.1, -0.2]]))
+    x = dropcore.tensor([-1.0, 2.0])
+    assert F.relu(x, inplace=True) is x and x.tolist() == [0.0, 2.0]

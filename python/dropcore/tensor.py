@@ -320,8 +320,9 @@ class Tensor:
     def data(self, value: "Tensor") -> None:
         if not isinstance(value, Tensor):
             raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__}")
+        # Nodes that saved the old array keep reading it, unchanged: no version conflict.
         self._data = value._data
-        self._vbox[0] += 1
+        self._vbox = [0]
 
     @property
     def _version(self) -> int:
