@@ -345,8 +345,11 @@ def _probabilities(model: Module, pos: _Positioner, data: np.ndarray, first: int
     parts = []
     for b in range(first // P, (first + n - 1) // P + 1) if n else []:
         lo, hi = max(b * P, first), min((b + 1) * P, first + n)
-        block = np.zeros((P, *data.shape[1:]), data.dtype)
-        block[lo - b * P : hi - b * P] = data[lo - first : hi - first]
+        if hi - lo == P:  # a whole block inside the given rows: no copy
+            block = data[lo - first : hi - first]
+        else:  # zero-padded, each row at its place in the block
+            block = np.zeros((P, *data.shape[1:]), data.dtype)
+            block[lo - b * P : hi - b * P] = data[lo - first : hi - first]
         h = Tensor(block)
         for m in prefix:
             h = m(h)
