@@ -24,6 +24,18 @@ def test_digits_split_is_stratified_and_scaled():
     assert not np.array_equal(a[1], data.load_digits(seed=2)[1])
 
 
+def test_embedded_digits_are_scikit_learns():
+    # The package ships the digits so the core needs no SciPy; they must be the same
+    # images and labels, in the same order, as scikit-learn's copy.
+    from sklearn.datasets import load_digits as sk_digits
+
+    sk = sk_digits()
+    images, labels = data._digits()
+    assert images.dtype == np.uint8 and images.shape == (1797, 64)
+    np.testing.assert_array_equal(images, sk.data)
+    np.testing.assert_array_equal(labels, sk.target)
+
+
 def test_disc_labels_and_balance():
     x, y = data.make_disc(20_000, seed=3)
     assert x.shape == (20_000, 2) and x.min() >= -1 and x.max() <= 1

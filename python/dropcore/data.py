@@ -1,7 +1,8 @@
 """Data for the demo and the tests: digits, the 2-D disc problem, minibatches, IDX files.
 
-Nothing here downloads: the digits ship with scikit-learn, the disc is generated, and
-MNIST / Fashion-MNIST are read from IDX files a user already has (``load_mnist``).
+Nothing here downloads and nothing needs more than NumPy: the digits ship inside the
+package (``_digits.npz``, 45 KB), the disc is generated, and MNIST / Fashion-MNIST are
+read from IDX files a user already has (``load_mnist``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
@@ -28,19 +30,28 @@ def _stratified_split(y: np.ndarray, test_fraction: float, rng: np.random.Genera
     return rng.permutation(np.flatnonzero(mask)), rng.permutation(test_idx)
 
 
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 8x8 digits as uint8 pixels 0..16 and uint8 labels.
+
+    The same images, in the same order, as scikit-learn's ``load_digits`` (the test set
+    of the UCI "Optical Recognition of Handwritten Digits" data, E. Alpaydin and
+    C. Kaynak, 1998, CC BY 4.0), stored in the package so the core needs no SciPy.
+    """
+    with (resources.files(__package__) / "_digits.npz").open("rb") as f, np.load(f) as npz:
+        return npz["images"], npz["labels"]
+
+
 def load_digits(test_fraction: float = 0.25, seed: int = 0, dtype=np.float32):
-    """scikit-learn's 8x8 handwritten digits (1,797 images), scaled to [0, 1].
+    """The 8x8 handwritten digits (1,797 images; scikit-learn's set), scaled to [0, 1].
 
     Returns ``(x_train, y_train, x_test, y_test)``: float arrays of shape (n, 64) and
     int64 labels, split per class so both parts keep the class balance.
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), but got {test_fraction}")
-    from sklearn.datasets import load_digits as _sk_digits
-
-    d = _sk_digits()
-    x = (d.data / 16.0).astype(dtype)
-    y = d.target.astype(np.int64)
+    images, labels = _digits()
+    x = (images / 16.0).astype(dtype)
+    y = labels.astype(np.int64)
     tr, te = _stratified_split(y, test_fraction, np.random.default_rng(seed))
     return x[tr], y[tr], x[te], y[te]
 
@@ -115,7 +126,7 @@ def load_mnist(root: str | os.PathLike, kind: str = "train", dtype=np.float32):
     """
     if kind not in ("train", "t10k"):
         raise ValueError(f"kind must be 'train' or 't10k', but got {kind!r}")
-    root = Path(root)
+    root = Path(root).expanduser()
 
     def find(stem: str) -> Path:
         for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
