@@ -143,9 +143,9 @@ def _element_block(block, *, kind, p, a, b, dropped, inverted, seed, offset, bui
         run = slice(k * length, (k + 1) * length)
         word, phase = _element_start(offset, g)
         if kind == "dropout":
-            _core.dropout(flat_x[run], p, seed, word, inverted, False, flat_out[run], **phase)
+            _core.dropout(flat_x[run], p, seed, word, inverted, False, flat_out[run], phase=phase)
         else:
-            _core.bernoulli_map(flat_x[run], p, a, b, dropped, seed, word, None, flat_out[run], **phase)
+            _core.bernoulli_map(flat_x[run], p, a, b, dropped, seed, word, None, flat_out[run], phase=phase)
     return out
 
 
@@ -183,28 +183,17 @@ def _gaussian_block(block, *, scale, multiplicative, seed, offset, builder_pid, 
     return out
 
 
-# --- contract of the element masks ---------------------------------------------------
+# --- contract v2 of the element masks ------------------------------------------------
 
-def _measure_element_words() -> int:
-    """Words an element-dropout call on 2 elements draws: 1 under contract v2 (16-bit
-    half-words), 2 under v1."""
-    g = Generator(0)
-    _F.dropout(np.ones(2, np.float32), 0.5, generator=g)
-    return g.offset
-
-
-_HALF_WORDS = _measure_element_words() == 1
-
-
-def _element_start(offset: int, g: int) -> tuple[int, dict]:
-    """Word and phase where global element ``g`` of a call at ``offset`` starts."""
-    if _HALF_WORDS:
-        return offset + g // 2, {"phase": g % 2}
-    return offset + g, {}
+def _element_start(offset: int, g: int) -> tuple[int, int]:
+    """``(word, phase)`` where global element ``g`` of a call at ``offset`` starts: it
+    reads half-word ``2 * offset + g`` (SPEC §2, contract v2)."""
+    return offset + g // 2, g % 2
 
 
 def _element_words(n: int) -> int:
-    return (n + 1) // 2 if _HALF_WORDS else n
+    """Words an element-mask call on ``n`` elements draws: two elements a word."""
+    return (n + 1) // 2
 
 
 # --- argument checks shared by the public functions ----------------------------------
