@@ -361,3 +361,32 @@ def test_mc_over_a_memmap_4x_the_chunk_budget_peaks_near_one_chunk(tmp_path):
     assert added < 2 * chunk_bytes
     assert whole > 4 * chunk_bytes
     np.testing.assert_array_equal(got, ref)  # and the streamed result is the real one
+
+
+def test_tasks_never_touch_the_shipped_model():
+    """A distributed worker may pickle the shipped model for a peer while one of its own
+    tasks runs: tasks work on a private copy, so the shipped object never shows MC
+    state (wrapped forwards, flipped training flags) to a concurrent pickle."""
+    import pickle
+    import threading
+
+    model = make_model()
+    model.eval()
+    r = dd.mc_predict(model, da.from_array(np.repeat(XM, 2, axis=0), chunks=4), samples=6,
+                      generator=dropcore.Generator(0))
+    shipped = next(v.value for k, v in dict(r.mean.__dask_graph__()).items() if str(k).startswith("Sequential"))
+    seen, done = [], threading.Event()
+
+    def snoop():
+        while not done.is_set():
+            copy_ = pickle.loads(pickle.dumps(shipped))
+            seen.append([("forward" in m.__dict__, m.training) for m in copy_.modules()])
+
+    t = threading.Thread(target=snoop)
+    t.start()
+    try:
+        r.compute(scheduler="threads")
+    finally:
+        done.set()
+        t.join()
+    assert seen and all(state == [(False, False)] * len(state) for state in seen)

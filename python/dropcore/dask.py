@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -398,12 +399,27 @@ class DaskMCPrediction:
         return _mc.MCPrediction(*values[:4], values[4] if len(values) > 4 else None)
 
 
+# Per process: the shipped model -> the copy its tasks run. MC prediction flips flags
+# and wraps modules of the model it runs, while a worker may be pickling the shipped
+# model for a peer at the same moment: the shipped object itself is never touched.
+_working_copies: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _working_copy(model):
+    with _mc._LOCK:
+        work = _working_copies.get(model)
+        if work is None:
+            work = _working_copies[model] = copy.deepcopy(model)
+        return work
+
+
 def _mc_block(block, model, plan, return_samples, builder_pid, block_info=None):
     """One chunk of rows: its MC prediction packed as columns
     ``[mean (C), variance (C), entropy, mutual information, samples (T*C)?]``."""
     _configure_worker(builder_pid)
     first = block_info[0]["array-location"][0][0]
-    r = _mc._predict_rows(model, np.asarray(block), first, plan, return_samples)
+    with _mc._LOCK:
+        r = _mc._predict_rows(_working_copy(model), np.asarray(block), first, plan, return_samples)
     cols = [r.mean, r.variance, r.entropy[:, None], r.mutual_information[:, None]]
     if return_samples:
         cols.append(r.samples.transpose(1, 0, 2).reshape(len(r.mean), -1))
