@@ -61,19 +61,21 @@ def main(quick: bool) -> None:
     from distributed import Client, LocalCluster
 
     rows, chunk, repeat = (2048, 512, 2) if quick else (8192, 1024, 3)
+    per_forward = 512  # inputs per forward (batch_size = SAMPLES x this): chunks are multiples, no padding
+    batch = SAMPLES * per_forward
     model, _, _ = _dropcore_model()
     x = np.random.default_rng(0).random((rows, 784), dtype=np.float32)
     xd = da.from_array(x, chunks=(chunk, -1))
-    per_forward = mc._plan(model, x[:1], rows, SAMPLES, None, dropcore.Generator(0)).inputs_per_forward
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, SIMD {dropcore._core.simd_isa()}; "
           f"{rows} inputs x {SAMPLES} samples, d2l MLP 784-256-256-10; chunks of {chunk} rows; "
           f"mc.predict forwards of {per_forward} inputs\n")
 
     def plain():
-        mc.predict(model, x, SAMPLES, generator=dropcore.Generator(0))
+        mc.predict(model, x, SAMPLES, batch_size=batch, generator=dropcore.Generator(0))
 
     def lazy(**kw):
-        return lambda: dropcore.dask.mc_predict(model, xd, SAMPLES, generator=dropcore.Generator(0)).compute(**kw)
+        return lambda: dropcore.dask.mc_predict(model, xd, SAMPLES, batch_size=batch,
+                                                generator=dropcore.Generator(0)).compute(**kw)
 
     t = {"mc.predict, 2 threads (dropcore + BLAS)": best_of(plain, repeat)}
     threads = dropcore.get_num_threads()
@@ -83,27 +85,28 @@ def main(quick: bool) -> None:
     dropcore.set_num_threads(threads)
     t["dropcore.dask, threaded scheduler (2 threads)"] = best_of(lazy(scheduler="threads"), repeat)
 
-    # overhead per chunk: the same forwards (batch_size fixes P inputs per forward), cut
-    # into chunks of P rows, against mc.predict doing those forwards in one loop
-    small = 32
+    # overhead per chunk: the same 64 small forwards (batch_size fixes 2 inputs per
+    # forward) as 64 tasks and as 1 task; the difference is what a task costs
+    n_small, small = 64, 2
+    xs = x[: n_small * small]
     bs = small * SAMPLES
-    xs = x[: 16 * small]
-    many = da.from_array(xs, chunks=(small, -1))
 
-    def plain_small():
-        mc.predict(model, xs, SAMPLES, batch_size=bs, generator=dropcore.Generator(0))
-
-    def lazy_small(**kw):
-        return lambda: dropcore.dask.mc_predict(model, many, SAMPLES, batch_size=bs,
+    def lazy_small(chunk_rows, **kw):
+        xd_small = da.from_array(xs, chunks=(chunk_rows, -1))
+        return lambda: dropcore.dask.mc_predict(model, xd_small, SAMPLES, batch_size=bs,
                                                 generator=dropcore.Generator(0)).compute(**kw)
 
-    base_small = best_of(plain_small, repeat)
-    over = {"threaded scheduler": (best_of(lazy_small(scheduler="threads"), repeat) - base_small) / 16}
+    def per_task(**kw):
+        many, one = best_of(lazy_small(small, **kw), repeat), best_of(lazy_small(len(xs), **kw), repeat)
+        return many, one, (many - one) / (n_small - 1)
+
+    over = {"threaded scheduler": per_task(scheduler="threads")}
     for workers in (1, 2):
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
             t[f"dropcore.dask, LocalCluster {workers} worker(s) x 1 thread"] = best_of(lazy(), repeat)
-            over[f"LocalCluster, {workers} worker(s)"] = (best_of(lazy_small(), repeat) - base_small) / 16
+            if workers == 1:
+                over["LocalCluster, 1 worker"] = per_task()
             client.close()
 
     ref = t["mc.predict, 2 threads (dropcore + BLAS)"]
@@ -111,9 +114,10 @@ def main(quick: bool) -> None:
               for name, sec in t.items()]
     print_table(f"MC dropout over {rows} inputs (d2l MLP, {SAMPLES} samples)",
                 ["how", "ms", "k input-passes/s", "speed vs mc.predict (2 threads)"], rows_t)
-    print_table(f"Overhead per chunk (16 chunks of {small} inputs x {SAMPLES} samples; "
-                f"mc.predict on the same forwards: {base_small * 1e3:.1f} ms)",
-                ["scheduler", "ms per chunk"], [[k, f"{v * 1e3:.2f}"] for k, v in over.items()])
+    print_table(f"Overhead per chunk: {len(xs)} inputs x {SAMPLES} samples in forwards of {small} inputs, "
+                f"as {n_small} chunks and as 1",
+                ["scheduler", f"{n_small} chunks, ms", "1 chunk, ms", "ms per extra chunk"],
+                [[k, f"{m * 1e3:.1f}", f"{o * 1e3:.1f}", f"{d * 1e3:.2f}"] for k, (m, o, d) in over.items()])
 
 
 if __name__ == "__main__":
