@@ -54,7 +54,7 @@ def replay_pass(model, x, starts):
                 k += 1
                 layer.train()
             h = layer(h)
-    return softmax(h.data)
+    return softmax(h.detach().numpy())
 
 
 def test_shapes_and_probability_identities():
@@ -91,7 +91,7 @@ def test_no_dropout_means_no_model_uncertainty():
     np.testing.assert_allclose(r.mutual_information, 0, atol=1e-6)
     plain.eval()
     with dropcore.no_grad():
-        np.testing.assert_allclose(r.mean, softmax(plain(dropcore.tensor(X)).data), rtol=1e-5)
+        np.testing.assert_allclose(r.mean, softmax(plain(dropcore.tensor(X)).numpy()), rtol=1e-5)
 
 
 def test_deterministic_given_the_generator_and_it_advances():

@@ -45,7 +45,7 @@ def test_channel_dropout_drops_whole_channels_by_reference_words(fn, shape, grou
 
 def test_dropout2d_transcript_shape_and_rate():
     """The notes' nn.Dropout2d() on a (2, 3, 2, 2) tensor of ones: channels all 0 or all 2."""
-    y = nn.Dropout2d()(dropcore.full((2, 3, 2, 2), 1.0)).data
+    y = nn.Dropout2d()(dropcore.full((2, 3, 2, 2), 1.0)).detach().numpy()
     for n in range(2):
         for c in range(3):
             assert len(set(y[n, c].ravel().tolist())) == 1 and y[n, c, 0, 0] in (0.0, 2.0)

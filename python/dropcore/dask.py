@@ -467,7 +467,7 @@ def mc_predict(
         raise ValueError("x must have a batch dimension, but got a scalar")
     if any(math.isnan(c) for c in x.chunks[0]):
         raise ValueError("x has unknown chunk sizes; call x.compute_chunk_sizes() first")
-    params = [p.data.dtype for p in model.parameters()]
+    params = [p._data.dtype for p in model.parameters()]
     if params and x.dtype != params[0]:
         x = x.astype(params[0])
     if x.ndim > 1 and any(len(c) > 1 for c in x.chunks[1:]):

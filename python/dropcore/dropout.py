@@ -168,23 +168,23 @@ def _dropout_tensor(x, p: float, training: bool, inplace: bool, gen: Generator, 
     """Tensor dropout: records ``(seed, offset)`` and recomputes the mask in backward."""
     from .tensor import _make_op, is_grad_enabled
 
-    _check_float_array(x.data)
+    _check_float_array(x._data)
     needs_graph = x.requires_grad and is_grad_enabled()
     if not training:
         if inverted or p == 0.0:
             return x
         if inplace and not needs_graph:
-            _eval_scale(x.data, p, inverted, True)
+            _eval_scale(x._data, p, inverted, True)
             return x
         factor = 1.0 - p
-        return _make_op(x.data * x.data.dtype.type(factor), (x,), lambda g: (g * g.dtype.type(factor),), "MulBackward0")
+        return _make_op(x._data * x._data.dtype.type(factor), (x,), lambda g: (g * g.dtype.type(factor),), "MulBackward0")
     if p == 0.0:
         return x
-    seed, offset = gen.take(_element_words(x.data.size))
+    seed, offset = gen.take(_element_words(x._data.size))
     if inplace and not needs_graph:
-        _apply(x.data, p, seed, offset, inverted, True)
+        _apply(x._data, p, seed, offset, inverted, True)
         return x
-    out = _apply(x.data, p, seed, offset, inverted, False)
+    out = _apply(x._data, p, seed, offset, inverted, False)
     # The same map on the gradient: dx = dy * keep * s, with the mask recomputed.
     return _make_op(out, (x,), lambda g: (_apply(g, p, seed, offset, inverted, False),), "NativeDropoutBackward0")
 
@@ -205,7 +205,7 @@ def _random_op(input, gen: Generator, n_words: int, fwd, bwd, name: str, inplace
     from .tensor import Tensor, _make_op
 
     is_tensor = isinstance(input, Tensor)
-    x = input.data if is_tensor else input
+    x = input._data if is_tensor else input
     if inplace and not is_tensor:
         _check_writeable(x)
     seed, offset = gen.take(n_words)
@@ -223,7 +223,7 @@ def _random_op(input, gen: Generator, n_words: int, fwd, bwd, name: str, inplace
 def _array_of(input, name: str = "input") -> np.ndarray:
     from .tensor import Tensor
 
-    return _check_float_array(input.data if isinstance(input, Tensor) else input, name)
+    return _check_float_array(input._data if isinstance(input, Tensor) else input, name)
 
 
 def _grouped(input, p, training, inplace, generator, groups_shape, a, b, dropped, grad_a, name, out=None):
@@ -402,13 +402,13 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
     Bernoulli mask ``M`` on the weights (half-word ``o * in + i``). ``per_sample=True`` gives
     every example its own mask (half-words ``b * out * in + o * in + i``), generated inside
     the kernel without materialising ``B`` weight matrices. Eval: the plain layer."""
-    from .functional import linear
+    from ._ops_linalg import linear
     from .tensor import _make_op
 
     p = _check_p(p, "dropconnect probability")
     if not training or p == 0.0:
         return linear(input, weight, bias)
-    x, w = input.data, weight.data
+    x, w = input._data, weight._data
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"dropconnect_linear expects input (B, in) and weight (out, in), but got {x.shape} and {w.shape}")
     gen = _resolve(generator)
@@ -418,7 +418,7 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
         wm = _apply(w, p, seed, offset, True, False)
         out = x @ wm.T
         if bias is not None:
-            out += bias.data
+            out += bias._data
 
         def backward(g):
             gx = g @ _apply(w, p, seed, offset, True, False) if input.requires_grad else None
@@ -428,7 +428,7 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
         return _make_op(out, parents, backward, "DropConnectBackward")
     seed, offset = gen.take(_element_words(x.shape[0] * w.size))
     xc, wc = _contiguous(x), _contiguous(w)
-    out = _core.dropconnect_forward(xc, wc, None if bias is None else _contiguous(bias.data), p, seed, offset)
+    out = _core.dropconnect_forward(xc, wc, None if bias is None else _contiguous(bias._data), p, seed, offset)
 
     def backward_per_sample(g):
         gx, gw = _core.dropconnect_backward(_contiguous(g), xc, wc, p, seed, offset)

@@ -259,9 +259,9 @@ def _mc_mode(model: Module) -> Iterator[_Positioner]:
 def _model_array(model: Module, x) -> np.ndarray:
     """The inputs as an ndarray: a Tensor's data, or an array cast to the model's dtype."""
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     data = np.asarray(x)
-    params = [p.data.dtype for p in model.parameters()]
+    params = [p._data.dtype for p in model.parameters()]
     if params and data.dtype != params[0]:
         data = data.astype(params[0])
     return data
@@ -356,10 +356,10 @@ def _probabilities(model: Module, pos: _Positioner, data: np.ndarray, first: int
         runs = []
         for t0 in range(0, plan.samples, pp):
             pos.calls, pos.first_row = 0, b * P * plan.passes + t0
-            out = Tensor(np.repeat(h.data, pp, axis=0))  # input-major: row i * pp + t
+            out = Tensor(np.repeat(h._data, pp, axis=0))  # input-major: row i * pp + t
             for m in rest:
                 out = m(out)
-            logits = out.data
+            logits = out._data
             runs.append(_softmax(logits).reshape(P, pp, logits.shape[-1]))
         p = np.concatenate(runs, axis=1)[lo - b * P : hi - b * P, : plan.samples]
         parts.append(p)
