@@ -249,7 +249,18 @@ def _randint_array(low: int, high: int, shape, generator, d) -> np.ndarray:
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Integers drawn uniformly from ``[low, high)`` (``randint(high, size)`` starts at 0); int64 by default."""
+    """Integers drawn uniformly from ``[low, high)`` (``randint(high, size)`` starts at 0); int64 by default.
+
+    Args:
+        low: lowest value (inclusive), 0 if omitted.
+        high: one above the highest value.
+        size: the output shape (a tuple).
+        generator: the :class:`dropcore.Generator` to draw from (the default one if None).
+
+    Example:
+        >>> dropcore.randint(0, 10, (3,), generator=dropcore.Generator(0)).shape
+        (3,)
+    """
     check_device(device)
     if size is None:
         if high is None or not isinstance(high, (tuple, list)):

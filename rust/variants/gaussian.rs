@@ -76,7 +76,11 @@ fn ln_unit(u: f64) -> f64 {
 /// cosine, then its Taylor series to `x^22` (error below 1e-17 on [0, pi/2]).
 #[inline(always)]
 fn cos_two_pi(u: f64) -> f64 {
-    let t = (u - u.round()).abs(); // cos(2 pi u) = cos(2 pi |t|), |t| <= 1/2
+    // cos(2 pi u) = cos(2 pi t) with t = |u - round(u)| <= 1/2. For u in (0, 1) that is
+    // u or 1 - u (exact, Sterbenz), written without `round`, which has no vector
+    // instruction (round half away from zero) and kept the loop scalar.
+    debug_assert!(u > 0.0 && u < 1.0);
+    let t = if u > 0.5 { 1.0 - u } else { u };
     let flip = t > 0.25;
     let b = if flip { 0.5 - t } else { t };
     let x = std::f64::consts::TAU * b;
