@@ -37,7 +37,7 @@ CASES = {
     "alpha_dropout": (dict(p=0.3, training=True), X4),
     "dropout1d": (dict(p=0.4), X4[:, :, :, 0]),
     "dropout2d": (dict(p=0.4), X4),
-    "dropout2d_unbatched": (dict(p=0.4), X4[0]),
+    "dropout3d_unbatched": (dict(p=0.4), X4),
     "dropout3d": (dict(p=0.4), X4[:, :, None].repeat(3, axis=2).astype(np.float64)),
     "feature_alpha_dropout": (dict(p=0.4, training=True), X4),
     "drop_path": (dict(p=0.4, training=True), X4),

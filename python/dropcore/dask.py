@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -300,7 +301,11 @@ def dropout1d(input: "da.Array", p: float = 0.5, training: bool = True, generato
 
 
 def dropout2d(input: "da.Array", p: float = 0.5, training: bool = True, generator: Generator | None = None) -> "da.Array":
-    """Lazy :func:`dropcore.nn.functional.dropout2d`: whole channels of (N, C, H, W) or (C, H, W)."""
+    """Lazy :func:`dropcore.nn.functional.dropout2d`: whole channels of (N, C, H, W);
+    3-D input is (N, C, L) with PyTorch's warning, as in the eager function."""
+    if _check_array(input).ndim == 3:
+        warnings.warn(_F._DROPOUT2D_3D, stacklevel=2)
+        return _channel_dropout(input, p, training, generator, "dropout2d", 3)
     return _channel_dropout(input, p, training, generator, "dropout2d", 4)
 
 

@@ -417,6 +417,14 @@ def _fill0(dest: np.ndarray) -> np.ndarray:
 
 
 _FEATURE_DIMS = "Feature dropout requires at least 2 dimensions in the input"
+# PyTorch 2.x's warning for 3-D input to dropout2d (read as (N, C, L)).
+_DROPOUT2D_3D = (
+    "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
+    "1D dropout behavior is desired - input is interpreted as shape (N, C, L), where C "
+    "is the channel dim. This behavior will change in a future release to interpret the "
+    "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
+    "channel-wise dropout behavior, please switch to using dropout1d instead."
+)
 
 
 def _feature_dropout(call: _Call, p: float, training: bool, generator, batched: bool, name: str):
@@ -473,14 +481,7 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
             stacklevel=2,
         )
     if ndim == 3:
-        warnings.warn(
-            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
-            "1D dropout behavior is desired - input is interpreted as shape (N, C, L), where C "
-            "is the channel dim. This behavior will change in a future release to interpret the "
-            "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
-            "channel-wise dropout behavior, please switch to using dropout1d instead.",
-            stacklevel=2,
-        )
+        warnings.warn(_DROPOUT2D_3D, stacklevel=2)
     return _feature_dropout(call, p, training, generator, True, "FeatureDropoutBackward0")
 
 
