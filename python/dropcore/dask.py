@@ -281,33 +281,42 @@ def _grouped(x, p, generator, group_dims, a, b, dropped, token):
                 seed=seed, offset=offset)
 
 
-def _channel_dropout(input, p, training, generator, name, batched_rank):
+def _group_dims(fn: Callable, ndim: int) -> int:
+    """How many leading dims share one word in the NumPy functional ``fn`` for inputs of
+    rank ``ndim``, found by running it on a small probe: its shape rules (and their
+    errors and warnings) are then exactly the functional's."""
+    shape = (2, 3, 5, 7, 11, 13, 17)[:ndim]
+    g = Generator(0)
+    fn(np.ones(shape, np.float32), 0.5, True, generator=g)
+    return next(k for k in range(ndim + 1) if int(np.prod(shape[:k])) == g.offset)
+
+
+def _channel_dropout(input, p, training, generator, fn):
     p = _F._check_p(p)
     x = _check_array(input)
-    if x.ndim not in (batched_rank, batched_rank - 1):
-        raise ValueError(
-            f"{name}: expected {batched_rank - 1}-D or {batched_rank}-D input, but got input of shape {x.shape}"
-        )
+    if x.ndim > 7:
+        raise ValueError(f"{fn.__name__}: input of shape {x.shape} has too many dimensions")
+    group_dims = _group_dims(fn, x.ndim)  # also: the functional's shape errors
     if not training or p == 0.0:
         return input
     s = 1.0 / (1.0 - p) if p < 1.0 else 0.0
-    return _grouped(x, p, generator, 2 if x.ndim == batched_rank else 1, s, 0.0, 0.0, name)
+    return _grouped(x, p, generator, group_dims, s, 0.0, 0.0, fn.__name__)
 
 
 def dropout1d(input: "da.Array", p: float = 0.5, training: bool = True, generator: Generator | None = None) -> "da.Array":
     """Lazy :func:`dropcore.nn.functional.dropout1d`: whole channels of (N, C, L) or
     (C, L), one word per (sample, channel)."""
-    return _channel_dropout(input, p, training, generator, "dropout1d", 3)
+    return _channel_dropout(input, p, training, generator, _F.dropout1d)
 
 
 def dropout2d(input: "da.Array", p: float = 0.5, training: bool = True, generator: Generator | None = None) -> "da.Array":
     """Lazy :func:`dropcore.nn.functional.dropout2d`: whole channels of (N, C, H, W) or (C, H, W)."""
-    return _channel_dropout(input, p, training, generator, "dropout2d", 4)
+    return _channel_dropout(input, p, training, generator, _F.dropout2d)
 
 
 def dropout3d(input: "da.Array", p: float = 0.5, training: bool = True, generator: Generator | None = None) -> "da.Array":
     """Lazy :func:`dropcore.nn.functional.dropout3d`: whole channels of (N, C, D, H, W) or (C, D, H, W)."""
-    return _channel_dropout(input, p, training, generator, "dropout3d", 5)
+    return _channel_dropout(input, p, training, generator, _F.dropout3d)
 
 
 def feature_alpha_dropout(input: "da.Array", p: float = 0.5, training: bool = False,
