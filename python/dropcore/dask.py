@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import uuid
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -92,6 +93,13 @@ def _native(block: np.ndarray) -> np.ndarray:
 # --- the per-block tasks (module-level functions: they travel by pickle) -------------
 
 _configured_pid: int | None = None
+# Who built a graph: a random token (pids repeat across machines and containers) and
+# the pid (a forked child keeps the token).
+_PROCESS_TOKEN = uuid.uuid4().hex
+
+
+def _builder() -> tuple[str, int]:
+    return _PROCESS_TOKEN, os.getpid()
 
 
 def configure_threads(n: int) -> None:
@@ -111,14 +119,14 @@ def configure_threads(n: int) -> None:
     threadpool_limits(n, user_api="blas")
 
 
-def _configure_worker(builder_pid: int) -> None:
+def _configure_worker(builder: tuple[str, int]) -> None:
     """Once per process: in a worker process, fit dropcore's threads to its cores."""
     global _configured_pid
     pid = os.getpid()
     if _configured_pid == pid:
         return
     _configured_pid = pid
-    if pid == builder_pid:
+    if tuple(builder) == _builder():
         return  # the threaded scheduler in the client: one shared pool, leave it
     n = 1  # the processes scheduler: one task per process, one process per core
     try:
@@ -130,10 +138,10 @@ def _configure_worker(builder_pid: int) -> None:
     configure_threads(n)
 
 
-def _element_block(block, *, kind, p, a, b, dropped, inverted, seed, offset, builder_pid, block_info=None):
+def _element_block(block, *, kind, p, a, b, dropped, inverted, seed, offset, builder, block_info=None):
     """Element-wise Bernoulli mask (dropout, alpha dropout) on one block: element ``g``
     of the whole array reads half-word ``2 * offset + g`` (SPEC §2)."""
-    _configure_worker(builder_pid)
+    _configure_worker(builder)
     x = _native(block)
     out = np.empty_like(x)
     if x.size == 0:
@@ -150,10 +158,10 @@ def _element_block(block, *, kind, p, a, b, dropped, inverted, seed, offset, bui
     return out
 
 
-def _grouped_block(block, *, group_dims, p, a, b, dropped, seed, offset, builder_pid, block_info=None):
+def _grouped_block(block, *, group_dims, p, a, b, dropped, seed, offset, builder, block_info=None):
     """One word per group of the leading ``group_dims`` dims (channel dropout, DropPath,
     feature alpha dropout): group ``i`` (C order over those dims) reads word ``offset + i``."""
-    _configure_worker(builder_pid)
+    _configure_worker(builder)
     x = _native(block)
     out = np.empty_like(x)
     if x.size == 0:
@@ -168,10 +176,10 @@ def _grouped_block(block, *, group_dims, p, a, b, dropped, seed, offset, builder
     return out
 
 
-def _gaussian_block(block, *, scale, multiplicative, seed, offset, builder_pid, block_info=None):
+def _gaussian_block(block, *, scale, multiplicative, seed, offset, builder, block_info=None):
     """Gaussian noise on one block: element ``g`` of the whole array reads words
     ``offset + 2g`` and ``offset + 2g + 1`` (Box-Muller)."""
-    _configure_worker(builder_pid)
+    _configure_worker(builder)
     x = _native(block)
     out = np.empty_like(x)
     if x.size == 0:
@@ -214,7 +222,7 @@ def _check_array(x: Any, name: str = "input") -> "da.Array":
 
 def _map(fn: Callable, x: "da.Array", token: str, **kwargs) -> "da.Array":
     return da.map_blocks(
-        fn, x, dtype=x.dtype.newbyteorder("="), token=f"dropcore-{token}", builder_pid=os.getpid(), **kwargs
+        fn, x, dtype=x.dtype.newbyteorder("="), token=f"dropcore-{token}", builder=_builder(), **kwargs
     )
 
 
@@ -422,10 +430,10 @@ def _working_copy(model):
         return work
 
 
-def _mc_block(block, model, plan, return_samples, builder_pid, block_info=None):
+def _mc_block(block, model, plan, return_samples, builder, block_info=None):
     """One chunk of rows: its MC prediction packed as columns
     ``[mean (C), variance (C), entropy, mutual information, samples (T*C)?]``."""
-    _configure_worker(builder_pid)
+    _configure_worker(builder)
     first = block_info[0]["array-location"][0][0]
     with _mc._LOCK:
         r = _mc._predict_rows(_working_copy(model), np.asarray(block), first, plan, return_samples)
@@ -487,7 +495,7 @@ def mc_predict(
     width = 2 * plan.classes + 2 + (samples * plan.classes if return_samples else 0)
     axes = {"new_axis": [1]} if x.ndim == 1 else {"drop_axis": list(range(2, x.ndim))} if x.ndim > 2 else {}
     packed = da.map_blocks(
-        _mc_block, x, shipped, plan, bool(return_samples), os.getpid(),
+        _mc_block, x, shipped, plan, bool(return_samples), _builder(),
         dtype=x.dtype, chunks=(x.chunks[0], (width,)), token="dropcore-mc-predict", **axes,
     )
     c = plan.classes
