@@ -103,7 +103,7 @@ def main(quick: bool) -> None:
 
     over = {"threaded scheduler": per_task(scheduler="threads")}
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             t[f"dropcore.dask, LocalCluster {workers} worker(s) x 1 thread"] = best_of(lazy(), repeat)
             if workers == 1:

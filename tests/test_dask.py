@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 da = pytest.importorskip("dask.array", reason="dropcore.dask needs Dask (the dask extra)")
+import dask  # noqa: E402
 
 import dropcore  # noqa: E402
 import dropcore.dask as dd  # noqa: E402
@@ -49,7 +50,7 @@ CASES = {
 # 1 chunk, many, uneven, several dimensions chunked (per-dim chunk sizes, cut to the rank)
 CHUNKINGS = {
     "one": lambda shape: shape,
-    "many": lambda shape: (1,) * len(shape),
+    "many": lambda shape: tuple(1 if d < 2 else 2 for d in range(len(shape))),
     "uneven": lambda shape: (3,) + shape[1:],
     "2-D": lambda shape: (2, 2) + shape[2:],
     "all dims": lambda shape: tuple(max(1, s // 2 + 1) for s in shape),
@@ -232,8 +233,12 @@ distributed = pytest.importorskip("distributed", reason="the LocalCluster tests 
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    c = distributed.Client(cluster)
+    # generous start-up timeouts: on a loaded 2-core machine spawning and importing
+    # two worker processes once took longer than distributed's defaults
+    with dask.config.set({"distributed.comm.timeouts.connect": "120s", "distributed.deploy.lost-worker-timeout": "120s"}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                           timeout=120)
+    c = distributed.Client(cluster, timeout=120)
     try:
         yield c
     finally:
