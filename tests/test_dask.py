@@ -4,6 +4,7 @@ LocalCluster), also after a worker is killed mid-computation; MC prediction over
 chunks equals mc.predict; a memory-mapped input 4x the chunk budget streams through in
 about one chunk of memory."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,7 +39,7 @@ CASES = {
     "alpha_dropout": (dict(p=0.3, training=True), X4),
     "dropout1d": (dict(p=0.4), X4[:, :, :, 0]),
     "dropout2d": (dict(p=0.4), X4),
-    "dropout2d_unbatched": (dict(p=0.4), X4[0]),
+    "dropout2d_3d": (dict(p=0.4), X4[0]),  # PyTorch reads it as (N, C, L), with a warning
     "dropout3d": (dict(p=0.4), X4[:, :, None].repeat(3, axis=2).astype(np.float64)),
     "feature_alpha_dropout": (dict(p=0.4, training=True), X4),
     "drop_path": (dict(p=0.4, training=True), X4),
@@ -58,19 +59,28 @@ CHUNKINGS = {
 
 
 def function(case):
-    return case.replace("_vanilla", "").replace("_unbatched", "").replace("_unscaled", "")
+    return case.replace("_vanilla", "").replace("_3d", "").replace("_unscaled", "")
+
+
+def expected_warning(case):
+    """The functional's own warnings come through the lazy twin too."""
+    if case == "dropout2d_3d":
+        return pytest.warns(UserWarning, match="3D input to dropout2d")
+    return contextlib.nullcontext()
 
 
 def reference(case, seed=5, offset=3):
     kwargs, x = CASES[case]
     g = dropcore.Generator(seed, offset)
-    return getattr(F, function(case))(x, generator=g, **kwargs), g.get_state()
+    with expected_warning(case):
+        return getattr(F, function(case))(x, generator=g, **kwargs), g.get_state()
 
 
 def lazy(case, chunks, seed=5, offset=3):
     kwargs, x = CASES[case]
     g = dropcore.Generator(seed, offset)
-    y = getattr(dd, function(case))(da.from_array(x, chunks=CHUNKINGS[chunks](x.shape)), generator=g, **kwargs)
+    with expected_warning(case):
+        y = getattr(dd, function(case))(da.from_array(x, chunks=CHUNKINGS[chunks](x.shape)), generator=g, **kwargs)
     return y, g.get_state()
 
 
@@ -135,8 +145,8 @@ def test_bad_input():
         dd.dropout(X4, 0.5)
     with pytest.raises(TypeError, match="float32 or float64"):
         dd.dropout(da.ones(4, dtype=np.int32), 0.5)
-    with pytest.raises(ValueError, match="4-D"):
-        dd.dropout2d(da.ones((2, 3), dtype=np.float32), 0.5)
+    with pytest.raises(RuntimeError, match="Expected 2D or 3D input"):  # the functional's shape rules, PyTorch's error
+        dd.dropout1d(da.ones((2, 3, 4, 5), dtype=np.float32), 0.5)
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         dd.dropout(x[x[:, 0, 0, 0] > 0], 0.5)
     with pytest.raises(TypeError, match="dask.array.Array"):
@@ -413,3 +423,27 @@ def test_tasks_never_touch_the_shipped_model():
         done.set()
         t.join()
     assert seen and all(state == [(False, False)] * len(state) for state in seen)
+
+
+@pytest.mark.parametrize("name,kwargs,shape", [
+    ("dropout", dict(p=0.5), (0, 4)),
+    ("drop_path", dict(p=0.5, training=True), (3, 0)),
+    ("feature_alpha_dropout", dict(p=0.5, training=True), (2, 0, 3)),
+    ("gaussian_noise", dict(stddev=1.0), (0,)),
+    ("dropout2d", dict(p=0.5), (2, 3, 0, 4)),
+])
+def test_empty_arrays_draw_what_the_functional_draws(name, kwargs, shape):
+    x = np.zeros(shape, np.float32)
+    g1, g2 = dropcore.Generator(0), dropcore.Generator(0)
+    ref = getattr(F, name)(x, generator=g1, **kwargs)
+    got = getattr(dd, name)(da.from_array(x), generator=g2, **kwargs).compute()
+    assert g1.get_state() == g2.get_state() and got.shape == ref.shape
+
+
+def test_errors_are_the_functionals():
+    with pytest.raises(RuntimeError, match="at least 2 dimensions"):
+        dd.feature_alpha_dropout(da.ones(5, dtype=np.float32), 0.5, training=True)
+    with pytest.raises(TypeError):
+        dd.gaussian_noise(da.ones(5, dtype=np.float32), "1")
+    with pytest.raises(ValueError, match="p < 1"):
+        dd.gaussian_dropout(da.ones(5, dtype=np.float32), 1.0)

@@ -288,24 +288,26 @@ def _grouped(x, p, generator, group_dims, a, b, dropped, token):
                 seed=seed, offset=offset)
 
 
-def _group_dims(fn: Callable, ndim: int) -> int:
-    """How many leading dims share one word in the NumPy functional ``fn`` for inputs of
-    rank ``ndim``, found by running it on a small probe: its shape rules (and their
-    errors and warnings) are then exactly the functional's."""
-    shape = (2, 3, 5, 7, 11, 13, 17)[:ndim]
-    g = Generator(0)
-    fn(np.ones(shape, np.float32), 0.5, True, generator=g)
-    return next(k for k in range(ndim + 1) if int(np.prod(shape[:k])) == g.offset)
+_PROBE_SHAPE = (2, 3, 5, 7, 11, 13, 17)
 
 
 def _channel_dropout(input, p, training, generator, fn):
+    """Channel dropout through the NumPy functional's own shape rules: ``fn`` runs on a
+    small probe of the input's rank (its errors and PyTorch's warnings surface as they
+    would), and the words it draws tell which leading dims share one word."""
     p = _F._check_p(p)
     x = _check_array(input)
-    if x.ndim > 7:
+    if x.ndim > len(_PROBE_SHAPE):
         raise ValueError(f"{fn.__name__}: input of shape {x.shape} has too many dimensions")
-    group_dims = _group_dims(fn, x.ndim)  # also: the functional's shape errors
-    if not training or p == 0.0:
+    shape = _PROBE_SHAPE[: x.ndim]
+    probe = Generator(0)
+    fn(np.ones(shape, x.dtype), p, training, generator=probe)
+    if not training or p == 0.0 or x.size == 0:
         return input
+    if probe.offset == 0:  # p == 1 on a rank without channels: zeros, no words
+        _resolve(generator)
+        return da.zeros_like(x)
+    group_dims = next(k for k in range(x.ndim + 1) if math.prod(shape[:k]) == probe.offset)
     s = 1.0 / (1.0 - p) if p < 1.0 else 0.0
     return _grouped(x, p, generator, group_dims, s, 0.0, 0.0, fn.__name__)
 
@@ -332,13 +334,13 @@ def feature_alpha_dropout(input: "da.Array", p: float = 0.5, training: bool = Fa
     channels (dims 0 and 1 share a word)."""
     p = _F._check_p(p)
     x = _check_array(input)
-    if x.ndim < 2:
-        raise ValueError(f"feature_alpha_dropout needs at least 2-D input, but got shape {x.shape}")
-    if not training or p == 0.0:
+    if not training or p == 0.0 or x.size == 0:
         return input
     if p == 1.0:
         _resolve(generator)
         return da.zeros_like(x)
+    if x.ndim < 2:
+        raise RuntimeError(_F._FEATURE_DIMS)  # PyTorch's error, as the NumPy functional
     a, b, d = _F._alpha_constants(p)
     return _grouped(x, p, generator, 2, a, b, d, "feature-alpha-dropout")
 
@@ -351,7 +353,7 @@ def drop_path(x: "da.Array", p: float = 0.0, training: bool = False, scale_by_ke
     arr = _check_array(x)
     if arr.ndim < 1:
         raise ValueError("drop_path needs at least 1-D input (samples on dim 0)")
-    if not training or p == 0.0:
+    if not training or p == 0.0 or arr.size == 0:
         return x
     s = (1.0 / (1.0 - p) if p < 1.0 else 0.0) if scale_by_keep else 1.0
     return _grouped(arr, p, generator, 1, s, 0.0, 0.0, "drop-path")
@@ -375,9 +377,7 @@ def gaussian_dropout(input: "da.Array", p: float = 0.5, training: bool = True,
 def gaussian_noise(input: "da.Array", stddev: float, training: bool = True,
                    generator: Generator | None = None) -> "da.Array":
     """Lazy :func:`dropcore.nn.functional.gaussian_noise`: plus N(0, stddev^2)."""
-    stddev = float(stddev)
-    if not math.isfinite(stddev) or stddev < 0:
-        raise ValueError(f"stddev must be finite and non-negative, but got {stddev}")
+    stddev = _F._check_real(stddev, "stddev")
     x = _check_array(input)
     if not training or stddev == 0.0:
         return input
