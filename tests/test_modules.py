@@ -175,6 +175,30 @@ def test_non_persistent_buffers_stay_out_of_state_dict():
     np.testing.assert_array_equal(m.kept, [5.0, 5.0])
 
 
+def test_load_state_dict_errors_are_pytorchs_and_change_nothing():
+    net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    before = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    bad = {k: np.zeros_like(v) for k, v in before.items()}
+    bad["0.weight"] = np.zeros((5, 3))
+    bad["extra"] = np.zeros(1)
+    del bad["1.bias"]
+    with pytest.raises(RuntimeError) as info:
+        net.load_state_dict(bad)
+    assert str(info.value) == (
+        'Error(s) in loading state_dict for Sequential:\n\tMissing key(s) in state_dict: "1.bias". '
+        '\n\tUnexpected key(s) in state_dict: "extra". '
+        "\n\tsize mismatch for 0.weight: copying a param with shape (5, 3) from checkpoint, "
+        "the shape in current model is (2, 3).")
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k])  # nothing was half-loaded
+    keys = net.load_state_dict({"0.weight": np.ones((2, 3))}, strict=False)
+    assert keys.missing_keys[:1] == ["0.bias"] and keys.unexpected_keys == []
+    np.testing.assert_array_equal(net[0].weight.detach().numpy(), np.ones((2, 3)))
+    src = np.arange(6.0).reshape(2, 3)
+    net.load_state_dict({"0.weight": src}, strict=False, assign=True)
+    assert np.shares_memory(net[0].weight.detach().numpy(), src) and net[0].weight.dtype == dropcore.float64
+
+
 def test_forward_hooks_see_and_replace_values():
     lin = nn.Linear(2, 2)
     seen = []
