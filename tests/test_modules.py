@@ -64,6 +64,13 @@ def test_activation_errors_dtype_and_inplace():
     assert y is x and x.numpy()[1] == 2.0 and x.numpy()[0] == pytest.approx(math.expm1(-1), rel=1e-6)
     with pytest.raises(RuntimeError, match="in-place"):
         nn.SiLU(inplace=True)(dropcore.tensor([1.0], requires_grad=True))
+    # Inside a network (a non-leaf input) in-place activations train like the others.
+    net = nn.Sequential(nn.Linear(3, 4), nn.ELU(inplace=True), nn.Linear(4, 1), nn.SELU(inplace=True))
+    net(dropcore.randn(5, 3)).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    with dropcore.no_grad():
+        leaf = dropcore.tensor([-2.0, 3.0], requires_grad=True)
+        assert nn.SiLU(inplace=True)(leaf) is leaf  # allowed without a graph, as PyTorch
     assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')" and repr(nn.ELU()) == "ELU(alpha=1.0)"
 
 

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .. import functional as F
-from ..tensor import Tensor, _make_op
+from ..tensor import Tensor, _make_op, is_grad_enabled
 from .module import Module
 
 __all__ = [
@@ -29,15 +29,20 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _elementwise(input: Tensor, out: np.ndarray, deriv: np.ndarray, op: str, inplace: bool = False) -> Tensor:
-    """The node ``out = f(input)`` with ``f'(input) = deriv``; ``inplace`` writes into the input
-    (only for tensors outside the graph, as PyTorch refuses in-place ops on leaves that need grad)."""
+    """The node ``out = f(input)`` with ``f'(input) = deriv``. ``inplace`` writes into the input
+    when no graph is recorded; a leaf that requires grad is refused, as in PyTorch."""
     out = out.astype(input._data.dtype, copy=False)
     deriv = deriv.astype(input._data.dtype, copy=False)
     if inplace:
-        if input.requires_grad:
+        needs_graph = is_grad_enabled() and input.requires_grad
+        if needs_graph and input.is_leaf:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        input._data[...] = out
-        return input
+        if not needs_graph:
+            input._data[...] = out
+            input._vbox[0] += 1  # an in-place change, as PyTorch counts it
+            return input
+        # Inside the graph the result is computed out of place (same values; the input is
+        # left as it was), like ReLU(inplace=True).
     return _make_op(out, (input,), lambda g: (g * deriv,), op)
 
 
