@@ -64,10 +64,17 @@ def test_activation_errors_dtype_and_inplace():
     assert y is x and x.numpy()[1] == 2.0 and x.numpy()[0] == pytest.approx(math.expm1(-1), rel=1e-6)
     with pytest.raises(RuntimeError, match="in-place"):
         nn.SiLU(inplace=True)(dropcore.tensor([1.0], requires_grad=True))
-    # Inside a network (a non-leaf input) in-place activations train like the others.
-    net = nn.Sequential(nn.Linear(3, 4), nn.ELU(inplace=True), nn.Linear(4, 1), nn.SELU(inplace=True))
-    net(dropcore.randn(5, 3)).sum().backward()
-    assert all(p.grad is not None for p in net.parameters())
+    # Inside a network (a non-leaf input) in-place activations are recorded: same gradients.
+    net = nn.Sequential(nn.Linear(3, 4), nn.ELU(inplace=True), nn.Linear(4, 1), nn.SiLU(inplace=True))
+    twin = nn.Sequential(nn.Linear(3, 4), nn.ELU(), nn.Linear(4, 1), nn.SiLU())
+    twin.load_state_dict(net.state_dict())
+    xin = dropcore.randn(5, 3)
+    net(xin).sum().backward()
+    twin(xin).sum().backward()
+    for a, b in zip(net.parameters(), twin.parameters()):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6)
+    h = dropcore.tensor([-1.0, 2.0], requires_grad=True) * 1
+    assert F.selu(h, inplace=True) is h and h.detach().numpy()[1] == pytest.approx(2 * 1.0507009873554805)
     with dropcore.no_grad():
         leaf = dropcore.tensor([-2.0, 3.0], requires_grad=True)
         assert nn.SiLU(inplace=True)(leaf) is leaf  # allowed without a graph, as PyTorch

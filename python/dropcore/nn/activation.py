@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .. import functional as F
-from ..tensor import Tensor, _make_op, is_grad_enabled
+from ..tensor import Tensor, _make_op
 from .module import Module
 
 __all__ = [
@@ -28,41 +28,37 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def _elementwise(input: Tensor, out: np.ndarray, deriv: np.ndarray, op: str, inplace: bool = False) -> Tensor:
-    """The node ``out = f(input)`` with ``f'(input) = deriv``. ``inplace`` writes into the input
-    when no graph is recorded; a leaf that requires grad is refused, as in PyTorch."""
+def _elementwise(input: Tensor, out: np.ndarray, deriv: np.ndarray, op: str) -> Tensor:
+    """The node ``out = f(input)`` with ``f'(input) = deriv``, in the input's dtype."""
     out = out.astype(input._data.dtype, copy=False)
     deriv = deriv.astype(input._data.dtype, copy=False)
-    if inplace:
-        needs_graph = is_grad_enabled() and input.requires_grad
-        if needs_graph and input.is_leaf:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        if not needs_graph:
-            input._data[...] = out
-            input._vbox[0] += 1  # an in-place change, as PyTorch counts it
-            return input
-        # Inside the graph the result is computed out of place (same values; the input is
-        # left as it was), like ReLU(inplace=True).
     return _make_op(out, (input,), lambda g: (g * deriv,), op)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """``x`` if ``x > 0`` else ``alpha (exp(x) - 1)`` (Clevert et al. 2016)."""
+    """``x`` if ``x > 0`` else ``alpha (exp(x) - 1)`` (Clevert et al. 2016).
+
+    ``inplace=True`` overwrites the input with PyTorch's rules (recorded in the graph for
+    a non-leaf; refused for a leaf that requires grad while grad mode is on).
+    """
+    if inplace:
+        return input._inplace_from(lambda t: elu(t, alpha))
     x = input._data
     em1 = np.expm1(np.minimum(x, 0))
     pos = x > 0
-    return _elementwise(input, np.where(pos, x, alpha * em1), np.where(pos, 1.0, alpha * (em1 + 1)),
-                        "EluBackward0", inplace)
+    return _elementwise(input, np.where(pos, x, alpha * em1), np.where(pos, 1.0, alpha * (em1 + 1)), "EluBackward0")
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """``scale * elu(x, alpha)`` with Klambauer et al.'s fixed point constants."""
+    if inplace:
+        return input._inplace_from(selu)
     x = input._data
     em1 = np.expm1(np.minimum(x, 0))
     pos = x > 0
     out = SELU_SCALE * np.where(pos, x, SELU_ALPHA * em1)
     deriv = SELU_SCALE * np.where(pos, 1.0, SELU_ALPHA * (em1 + 1))
-    return _elementwise(input, out, deriv, "EluBackward0", inplace)
+    return _elementwise(input, out, deriv, "EluBackward0")
 
 
 def _erfc(u: np.ndarray) -> np.ndarray:
@@ -125,9 +121,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * sigmoid(x)`` (the swish of Ramachandran et al. 2017)."""
+    if inplace:
+        return input._inplace_from(silu)
     x = input._data
     s = _sigmoid(x)
-    return _elementwise(input, x * s, s * (1 + x * (1 - s)), "SiluBackward0", inplace)
+    return _elementwise(input, x * s, s * (1 + x * (1 - s)), "SiluBackward0")
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
