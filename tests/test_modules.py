@@ -267,6 +267,26 @@ def test_copied_model_reproduces_the_same_masks(clone):
     assert twin[2].generator.get_state() != gen.get_state()
 
 
+_ARGS = {"Linear": (3, 2), "Maxout": (3, 2, 2), "BatchNorm1d": (3,), "GaussianNoise": (0.1,),
+         "DropBlock2d": (0.1, 3), "DropConnectLinear": (3, 2, 0.5)}
+_MODULES = sorted(n for n in nn.__all__ if isinstance(getattr(nn, n), type) and issubclass(getattr(nn, n), nn.Module))
+
+
+@pytest.mark.parametrize("name", _MODULES)
+def test_every_module_pickles_and_deep_copies(name):
+    m = getattr(nn, name)(*_ARGS.get(name, ()))
+    if hasattr(m, "generator"):
+        m.generator = dropcore.Generator(11, offset=5)
+    for c in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert type(c) is type(m) and repr(c) == repr(m) and c.training == m.training
+        assert list(c.state_dict()) == list(m.state_dict())
+        for k, v in m.state_dict().items():
+            np.testing.assert_array_equal(c.state_dict()[k].numpy(), v.numpy())
+            assert not np.shares_memory(c.state_dict()[k].numpy(), v.numpy())
+        if hasattr(m, "generator"):
+            assert c.generator.get_state() == (11, 5) and c.generator is not m.generator
+
+
 def test_generator_pickles_its_state_and_every_module_pickles():
     g = dropcore.Generator(7, offset=123)
     g2 = pickle.loads(pickle.dumps(g))
