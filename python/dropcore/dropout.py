@@ -86,7 +86,8 @@ def _check_float_array(x: Any, name: str = "input") -> np.ndarray:
 
 def _is_behaved(a: np.ndarray) -> bool:
     """Whether the kernels can read/write ``a`` as one slice: C-contiguous, aligned, native."""
-    return a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative
+    flags = a.flags
+    return flags.c_contiguous and flags.aligned and a.dtype.isnative
 
 
 def _behaved(x: np.ndarray) -> np.ndarray:
