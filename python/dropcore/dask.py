@@ -85,8 +85,7 @@ def _block_runs(location: list[tuple[int, int]], shape: tuple[int, ...]) -> tupl
 def _native(block: np.ndarray) -> np.ndarray:
     """A C-contiguous, aligned, native-byte-order array (the kernels need it; a block
     deserialised from a worker's message frames may be misaligned)."""
-    x = _F._contiguous(np.asarray(block))
-    return x if x.flags.aligned else x.copy()
+    return _F._behaved(np.asarray(block))
 
 
 # --- the per-block tasks (module-level functions: they travel by pickle) -------------
