@@ -695,3 +695,18 @@ def test_every_kernel_writes_every_element_of_its_output(dtype, p):
         assert not (np.isnan(y).any() or np.isnan(gx).any() or np.isnan(gw).any())
     words = _core.philox_words(4, 5, 1001)
     np.testing.assert_array_equal(words, philox_ref.words(4, 5, 1001))
+
+
+def test_tensor_inplace_follows_pytorch_leaf_refused_non_leaf_recorded():
+    g = dropcore.Generator(30)
+    leaf = dropcore.ones(4, 6, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        F.dropout(leaf, 0.5, inplace=True, generator=g)
+    assert g.offset == 0  # refused before any word was drawn
+    y = leaf * 3.0
+    out = F.dropout(y, 0.5, inplace=True, generator=dropcore.Generator(30))
+    assert out is y and y.grad_fn is not None
+    keep = philox_ref.keep_mask(30, 0, 24, 0.5).reshape(4, 6)
+    np.testing.assert_array_equal(y.detach().numpy(), np.where(keep, 6.0, 0.0))
+    y.sum().backward()
+    np.testing.assert_array_equal(leaf.grad.numpy(), np.where(keep, 6.0, 0.0))
