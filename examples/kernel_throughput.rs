@@ -3,7 +3,7 @@
 //! The Python bench (`python -m dropcore bench`) measures the whole path against memcpy.
 
 use _core::dropout::{dropout_forward_with, DropoutRule};
-use _core::rng::{available_isas, fill_words_with};
+use _core::rng::{available_isas, fill_words_with, HalfPos};
 use std::time::Instant;
 
 fn best_ns_per_elem(n: usize, mut f: impl FnMut()) -> f64 {
@@ -27,7 +27,7 @@ fn main() {
     println!("{:<8} {:>14} {:>16}", "isa", "words ns/word", "dropout ns/elem");
     for isa in available_isas() {
         let w = best_ns_per_elem(n, || fill_words_with(isa, 1, 0, &mut words));
-        let d = best_ns_per_elem(n, || dropout_forward_with(isa, &x, &mut out, rule, 1, 0).expect("same lengths"));
+        let d = best_ns_per_elem(n, || dropout_forward_with(isa, &x, &mut out, rule, 1, HalfPos::new(0, 0)).expect("same lengths"));
         println!("{:<8} {:>14.3} {:>16.3}", format!("{isa:?}"), w, d);
     }
     let c = best_ns_per_elem(n, || out.copy_from_slice(&x));

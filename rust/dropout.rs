@@ -1,7 +1,10 @@
 //! Element dropout: forward, in-place forward and backward.
 //!
-//! For drop probability `p`, element `i` of a call at stream offset `o` reads word
-//! `o + i` and is kept iff `word < T`, `T = round((1 - p) 2^32)` ([`rng::keep_threshold`]).
+//! For drop probability `p`, element `i` of a call starting at half-word position
+//! `h = 2 o + phase` reads the 16-bit lane of half-word `h + i` and is kept by the
+//! contract-v2 rule of [`rng`] (`u < T_hi`, ties settled by the tie word), with
+//! `T = round((1 - p) 2^32)` ([`rng::keep_threshold`]); P(keep) = T / 2^32 exactly and
+//! a call on `n` elements uses `ceil((phase + n) / 2)` words.
 //! A kept element becomes `x * s` and a dropped one exactly `0` (chosen, not
 //! multiplied, so a dropped `inf`/`NaN` leaves nothing behind). Inverted dropout uses
 //! `s = 1/(1-p)` rounded once to the element type (PyTorch's CPU rule); the original
@@ -11,12 +14,12 @@
 //! The backward pass is the same map applied to the incoming gradient with the same
 //! `(seed, offset)`: `dx = dy * keep * s`. Nothing is stored between the two.
 //!
-//! Kernels run over fixed 64-element blocks (fill 64 words, then a branch-free
-//! select), compiled twice, plain and with AVX2, and chosen at run time.
+//! Kernels run over fixed blocks (fill [`BLOCK`] words = `2 BLOCK` elements, then a
+//! branch-free select), compiled once per instruction set and chosen at run time.
 
 use crate::error::{check_probability, check_same_len};
 use crate::parallel;
-use crate::rng::{self, Isa, BLOCK};
+use crate::rng::{self, HalfPos, Isa, BLOCK};
 use crate::{Real, Result};
 
 /// What a dropout call does to a kept and to a dropped element.
@@ -80,25 +83,25 @@ impl DropoutRule {
     }
 }
 
-/// `out = dropout(x)` with words `offset ..` of `seed`.
-pub fn dropout_forward<T: Real>(x: &[T], out: &mut [T], rule: DropoutRule, seed: u64, offset: u64) -> Result<()> {
-    dropout_forward_with(rng::isa(), x, out, rule, seed, offset)
+/// `out = dropout(x)`, element `i` reading half-word `start + i` of `seed`'s stream.
+pub fn dropout_forward<T: Real>(x: &[T], out: &mut [T], rule: DropoutRule, seed: u64, start: HalfPos) -> Result<()> {
+    dropout_forward_with(rng::isa(), x, out, rule, seed, start)
 }
 
 /// `x = dropout(x)` in place.
-pub fn dropout_forward_inplace<T: Real>(x: &mut [T], rule: DropoutRule, seed: u64, offset: u64) {
-    dropout_forward_inplace_with(rng::isa(), x, rule, seed, offset)
+pub fn dropout_forward_inplace<T: Real>(x: &mut [T], rule: DropoutRule, seed: u64, start: HalfPos) {
+    dropout_forward_inplace_with(rng::isa(), x, rule, seed, start)
 }
 
-/// `grad_in = grad_out * keep * s`: the mask recomputed from `(seed, offset)`.
+/// `grad_in = grad_out * keep * s`: the mask recomputed from `(seed, start)`.
 pub fn dropout_backward<T: Real>(
     grad_out: &[T],
     grad_in: &mut [T],
     rule: DropoutRule,
     seed: u64,
-    offset: u64,
+    start: HalfPos,
 ) -> Result<()> {
-    dropout_forward(grad_out, grad_in, rule, seed, offset)
+    dropout_forward(grad_out, grad_in, rule, seed, start)
 }
 
 /// [`dropout_forward`] on an explicit instruction set.
@@ -108,42 +111,44 @@ pub fn dropout_forward_with<T: Real>(
     out: &mut [T],
     rule: DropoutRule,
     seed: u64,
-    offset: u64,
+    start: HalfPos,
 ) -> Result<()> {
-    masked_map_with(isa, x, out, rule.threshold, Scale(T::of(rule.scale)), seed, offset)
+    masked_map_with(isa, x, out, rule.threshold, Scale(T::of(rule.scale)), seed, start)
 }
 
 /// [`dropout_forward_inplace`] on an explicit instruction set.
-pub fn dropout_forward_inplace_with<T: Real>(isa: Isa, x: &mut [T], rule: DropoutRule, seed: u64, offset: u64) {
-    masked_map_inplace_with(isa, x, rule.threshold, Scale(T::of(rule.scale)), seed, offset)
+pub fn dropout_forward_inplace_with<T: Real>(isa: Isa, x: &mut [T], rule: DropoutRule, seed: u64, start: HalfPos) {
+    masked_map_inplace_with(isa, x, rule.threshold, Scale(T::of(rule.scale)), seed, start)
 }
 
-/// `out[i] = map.kept(x[i])` if word `offset + i` of `seed` is below `threshold`,
-/// else `map.dropped()`: the element-wise Bernoulli kernel every variant shares.
+/// `out[i] = map.kept(x[i])` if element `i` (half-word `start + i` of `seed`) is kept
+/// for `threshold` (contract v2), else `map.dropped()`: the element-wise Bernoulli
+/// kernel every variant shares.
 pub fn masked_map<T: Real, M: KeepMap<T>>(
     x: &[T],
     out: &mut [T],
     threshold: u64,
     map: M,
     seed: u64,
-    offset: u64,
+    start: HalfPos,
 ) -> Result<()> {
-    masked_map_with(rng::isa(), x, out, threshold, map, seed, offset)
+    masked_map_with(rng::isa(), x, out, threshold, map, seed, start)
 }
 
 /// [`masked_map`] in place.
-pub fn masked_map_inplace<T: Real, M: KeepMap<T>>(x: &mut [T], threshold: u64, map: M, seed: u64, offset: u64) {
-    masked_map_inplace_with(rng::isa(), x, threshold, map, seed, offset)
+pub fn masked_map_inplace<T: Real, M: KeepMap<T>>(x: &mut [T], threshold: u64, map: M, seed: u64, start: HalfPos) {
+    masked_map_inplace_with(rng::isa(), x, threshold, map, seed, start)
 }
 
-fn masked_map_with<T: Real, M: KeepMap<T>>(
+/// [`masked_map`] on an explicit instruction set.
+pub fn masked_map_with<T: Real, M: KeepMap<T>>(
     isa: Isa,
     x: &[T],
     out: &mut [T],
     threshold: u64,
     map: M,
     seed: u64,
-    offset: u64,
+    start: HalfPos,
 ) -> Result<()> {
     check_same_len("dropout input and output lengths", x.len(), out.len())?;
     if threshold == 0 {
@@ -152,23 +157,27 @@ fn masked_map_with<T: Real, M: KeepMap<T>>(
         parallel::zip_chunks(x, out, |_, xc, oc| oc.iter_mut().zip(xc).for_each(|(o, &v)| *o = map.kept(v)));
     } else {
         let t = threshold as u32;
-        parallel::zip_chunks(x, out, |start, xc, oc| {
-            kernel::run(isa, Src::Other(xc), oc, t, map, seed, offset.wrapping_add(start as u64))
-        });
+        parallel::zip_chunks(x, out, |at, xc, oc| kernel::run(isa, Src::Other(xc), oc, t, map, seed, start.advance(at)));
     }
     Ok(())
 }
 
-fn masked_map_inplace_with<T: Real, M: KeepMap<T>>(isa: Isa, x: &mut [T], threshold: u64, map: M, seed: u64, offset: u64) {
+/// [`masked_map_inplace`] on an explicit instruction set.
+pub fn masked_map_inplace_with<T: Real, M: KeepMap<T>>(
+    isa: Isa,
+    x: &mut [T],
+    threshold: u64,
+    map: M,
+    seed: u64,
+    start: HalfPos,
+) {
     if threshold == 0 {
         x.fill(map.dropped());
     } else if threshold >= 1 << 32 {
         parallel::for_each_chunk_mut(x, |_, c| c.iter_mut().for_each(|v| *v = map.kept(*v)));
     } else {
         let t = threshold as u32;
-        parallel::for_each_chunk_mut(x, |start, c| {
-            kernel::run(isa, Src::Same, c, t, map, seed, offset.wrapping_add(start as u64))
-        });
+        parallel::for_each_chunk_mut(x, |at, c| kernel::run(isa, Src::Same, c, t, map, seed, start.advance(at)));
     }
 }
 
@@ -180,44 +189,98 @@ enum Src<'a, T> {
 }
 
 mod kernel {
+    //! One chunk of element dropout. Words come [`BLOCK`] at a time (`2 * BLOCK`
+    //! elements); each element's provisional decision is `u 2^16 < T`, i.e. keep
+    //! `u < T_hi` and also `u == T_hi` when `T_lo != 0`; those rare ties are then
+    //! settled by their tie word, turning a provisional keep into the dropped value
+    //! (which needs no input, so in-place works too).
+
     use super::*;
 
-    /// One chunk, block by block; `word0` is the word of the chunk's first element.
+    /// One chunk, block by block; `start` is the half-word of the chunk's first element.
     #[inline(always)]
-    fn chunk<T: Real, M: KeepMap<T>, const LEVEL: u8>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, word0: u64) {
-        let mut words = [0u32; BLOCK];
-        for (k, oc) in out.chunks_mut(BLOCK).enumerate() {
-            let n = oc.len();
-            let w = &mut words[..n];
-            let at = word0.wrapping_add((k * BLOCK) as u64);
-            fill::<LEVEL>(seed, at, w);
-            match src {
-                Src::Other(x) => select(&x[k * BLOCK..k * BLOCK + n], oc, w, t, map),
-                Src::Same => select_inplace(oc, w, t, map),
+    fn chunk<T: Real, M: KeepMap<T>, const LEVEL: u8>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, start: HalfPos) {
+        let (mut out, mut src, mut start) = (out, src, start);
+        if start.odd && !out.is_empty() {
+            // A chunk that starts in the high half of a word: settle that element alone,
+            // so every block below starts on a whole word.
+            let kept = rng::element_keep(seed, start, t as u64);
+            let (head, rest) = std::mem::take(&mut out).split_at_mut(1);
+            head[0] = match src {
+                Src::Other(x) if kept => map.kept(x[0]),
+                Src::Same if kept => map.kept(head[0]),
+                _ => map.dropped(),
+            };
+            out = rest;
+            if let Src::Other(x) = src {
+                src = Src::Other(&x[1..]);
             }
+            start = start.advance(1);
+        }
+        let mut words = [0u32; BLOCK];
+        for (k, oc) in out.chunks_mut(2 * BLOCK).enumerate() {
+            let n = oc.len();
+            let w = &mut words[..n.div_ceil(2)];
+            fill::<LEVEL>(seed, start.word.wrapping_add((k * BLOCK) as u64), w);
+            let u = &halves(w)[..n];
+            match src {
+                Src::Other(x) => select(&x[k * 2 * BLOCK..k * 2 * BLOCK + n], oc, u, t, map),
+                Src::Same => select_inplace(oc, u, t, map),
+            }
+            settle_ties(oc, u, t, map, seed, start.advance(k * 2 * BLOCK));
         }
     }
 
-    /// `o = keep ? map.kept(x) : map.dropped()`, branch-free over one block (vectorises).
+    /// The 16-bit lanes of `w` in stream order (low half of each word first).
     #[inline(always)]
-    fn select<T: Real, M: KeepMap<T>>(x: &[T], o: &mut [T], w: &[u32], t: u32, map: M) {
+    fn halves(w: &[u32]) -> &[u16] {
+        #[cfg(target_endian = "little")]
+        {
+            // SAFETY: `w` is `w.len()` initialised u32s = `2 * w.len()` u16s of the same
+            // bytes; u16's alignment (2) divides u32's (4); every bit pattern is a valid
+            // u16; the returned slice borrows `w`, so it cannot outlive it or alias a
+            // write. On a little-endian target the low half of each word comes first.
+            unsafe { std::slice::from_raw_parts(w.as_ptr().cast::<u16>(), 2 * w.len()) }
+        }
+        #[cfg(not(target_endian = "little"))]
+        compile_error!("dropcore's element kernels assume a little-endian target");
+    }
+
+    /// `o = u 2^16 < t ? map.kept(x) : map.dropped()`, branch-free over one block (vectorises).
+    #[inline(always)]
+    fn select<T: Real, M: KeepMap<T>>(x: &[T], o: &mut [T], u: &[u16], t: u32, map: M) {
         let n = o.len();
-        let (x, w) = (&x[..n], &w[..n]);
+        let (x, u) = (&x[..n], &u[..n]);
         let dropped = map.dropped();
         for i in 0..n {
             let kept = map.kept(x[i]);
-            o[i] = if w[i] < t { kept } else { dropped };
+            o[i] = if ((u[i] as u32) << 16) < t { kept } else { dropped };
         }
     }
 
     #[inline(always)]
-    fn select_inplace<T: Real, M: KeepMap<T>>(o: &mut [T], w: &[u32], t: u32, map: M) {
+    fn select_inplace<T: Real, M: KeepMap<T>>(o: &mut [T], u: &[u16], t: u32, map: M) {
         let n = o.len();
-        let w = &w[..n];
+        let u = &u[..n];
         let dropped = map.dropped();
         for i in 0..n {
             let kept = map.kept(o[i]);
-            o[i] = if w[i] < t { kept } else { dropped };
+            o[i] = if ((u[i] as u32) << 16) < t { kept } else { dropped };
+        }
+    }
+
+    /// Ties (`u == T_hi`, only possible to keep when `T_lo != 0`) were kept
+    /// provisionally; drop those whose tie lane is not below `T_lo`.
+    #[inline(always)]
+    fn settle_ties<T: Real, M: KeepMap<T>>(o: &mut [T], u: &[u16], t: u32, map: M, seed: u64, start: HalfPos) {
+        let (t_hi, t_lo) = ((t >> 16) as u16, (t & 0xffff) as u16);
+        if t_lo == 0 || !u.iter().fold(false, |any, &v| any | (v == t_hi)) {
+            return;
+        }
+        for (i, &v) in u.iter().enumerate() {
+            if v == t_hi && rng::tie_half(seed, start.advance(i)) >= t_lo {
+                o[i] = map.dropped();
+            }
         }
     }
 
@@ -243,25 +306,25 @@ mod kernel {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn chunk_avx2<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, word0: u64) {
-        chunk::<T, M, AVX2>(src, out, t, map, seed, word0)
+    fn chunk_avx2<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, start: HalfPos) {
+        chunk::<T, M, AVX2>(src, out, t, map, seed, start)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn chunk_avx512<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, word0: u64) {
-        chunk::<T, M, AVX512>(src, out, t, map, seed, word0)
+    fn chunk_avx512<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, start: HalfPos) {
+        chunk::<T, M, AVX512>(src, out, t, map, seed, start)
     }
 
-    pub(super) fn run<T: Real, M: KeepMap<T>>(isa: Isa, src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, word0: u64) {
+    pub(super) fn run<T: Real, M: KeepMap<T>>(isa: Isa, src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, start: HalfPos) {
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx2` exists only when the CPU reported AVX2 (rng::isa).
-            Isa::Avx2 => unsafe { chunk_avx2(src, out, t, map, seed, word0) },
+            Isa::Avx2 => unsafe { chunk_avx2(src, out, t, map, seed, start) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::Avx512` exists only when the CPU reported AVX-512F.
-            Isa::Avx512 => unsafe { chunk_avx512(src, out, t, map, seed, word0) },
-            _ => chunk::<T, M, SCALAR>(src, out, t, map, seed, word0),
+            Isa::Avx512 => unsafe { chunk_avx512(src, out, t, map, seed, start) },
+            _ => chunk::<T, M, SCALAR>(src, out, t, map, seed, start),
         }
     }
 }
@@ -270,12 +333,12 @@ mod kernel {
 mod tests {
     use super::*;
 
-    /// The definition, one element at a time, from the scalar word.
-    fn reference<T: Real>(x: &[T], rule: DropoutRule, seed: u64, offset: u64) -> Vec<T> {
+    /// The definition, one element at a time, from the scalar words (main and tie).
+    fn reference<T: Real>(x: &[T], rule: DropoutRule, seed: u64, start: HalfPos) -> Vec<T> {
         let s = T::of(rule.scale);
         x.iter()
             .enumerate()
-            .map(|(i, &v)| if (rng::word(seed, offset + i as u64) as u64) < rule.threshold { v * s } else { T::zero() })
+            .map(|(i, &v)| if rng::element_keep(seed, start.advance(i), rule.threshold) { v * s } else { T::zero() })
             .collect()
     }
 
@@ -283,19 +346,30 @@ mod tests {
         (0..n).map(|i| T::of(i as f64 * 0.25 - 7.0)).collect()
     }
 
+    /// A drop probability whose `T_hi` equals `u` and whose `T_lo` is `lo` (exact in f64).
+    fn p_with_threshold(u: u16, lo: u16) -> f64 {
+        let t = ((u as u64) << 16) | lo as u64;
+        let p = 1.0 - t as f64 / 4_294_967_296.0;
+        assert_eq!(rng::keep_threshold(p), t);
+        p
+    }
+
     fn check_all_paths<T: Real>() {
-        for &n in &[0usize, 1, 63, 64, 65, 1000, parallel::SERIAL_BELOW + 4099] {
+        for &n in &[0usize, 1, 2, 3, 63, 255, 256, 257, 1000, parallel::SERIAL_BELOW + 4099] {
             for &(p, inverted) in &[(0.5, true), (0.1, true), (0.9, false), (0.3, true)] {
                 let rule = DropoutRule::new(p, inverted).unwrap();
                 let x = ramp::<T>(n);
-                let want = reference(&x, rule, 11, 5);
-                for isa in rng::available_isas() {
-                    let mut out = vec![T::one(); n];
-                    dropout_forward_with(isa, &x, &mut out, rule, 11, 5).unwrap();
-                    assert_eq!(out, want, "{isa:?} n={n} p={p}");
-                    let mut inplace = x.clone();
-                    dropout_forward_inplace_with(isa, &mut inplace, rule, 11, 5);
-                    assert_eq!(inplace, want, "in place {isa:?} n={n} p={p}");
+                // The last start ends 2414 words before the end of the stream (word 2^64 - 1).
+                for start in [HalfPos::new(5, 0), HalfPos::new(5, 1), HalfPos::new(u64::MAX - 70_000, 1)] {
+                    let want = reference(&x, rule, 11, start);
+                    for isa in rng::available_isas() {
+                        let mut out = vec![T::one(); n];
+                        dropout_forward_with(isa, &x, &mut out, rule, 11, start).unwrap();
+                        assert_eq!(out, want, "{isa:?} n={n} p={p} start={start:?}");
+                        let mut inplace = x.clone();
+                        dropout_forward_inplace_with(isa, &mut inplace, rule, 11, start);
+                        assert_eq!(inplace, want, "in place {isa:?} n={n} p={p} start={start:?}");
+                    }
                 }
             }
         }
@@ -312,48 +386,158 @@ mod tests {
     }
 
     #[test]
-    fn result_does_not_depend_on_thread_count() {
-        let x = ramp::<f32>(5 * parallel::CHUNK + 77);
-        let rule = DropoutRule::new(0.5, true).unwrap();
-        let mut outs = Vec::new();
-        for threads in [1, 2, 7] {
-            parallel::set_num_threads(threads).unwrap();
-            let mut out = vec![0.0f32; x.len()];
-            dropout_forward(&x, &mut out, rule, 3, 1 << 40).unwrap();
-            outs.push(out);
+    fn forced_ties_are_settled_by_the_tie_word_on_every_path() {
+        // Make T_hi equal the lanes of chosen elements, so that those elements are ties,
+        // with T_lo at both sides of their tie lanes: the tie word alone decides them.
+        let seed = 21;
+        let n = 3 * 2 * BLOCK + 7;
+        let x = vec![1.0f32; n];
+        let mut seen_keep = 0;
+        let mut seen_drop = 0;
+        for &i in &[0usize, 1, 2 * BLOCK - 1, 2 * BLOCK, n - 1] {
+            for phase in [0, 1] {
+                let start = HalfPos::new(9, phase);
+                let pos = start.advance(i);
+                let (u, v) = (rng::half(seed, pos), rng::tie_half(seed, pos));
+                for lo in [v.saturating_add(1).max(1), v.max(1), 1, u16::MAX] {
+                    let rule = DropoutRule { threshold: ((u as u64) << 16) | lo as u64, scale: 2.0 };
+                    let p = p_with_threshold(u, lo);
+                    assert_eq!(DropoutRule::new(p, true).unwrap().threshold, rule.threshold);
+                    let keep = v < lo;
+                    assert_eq!(rng::element_keep(seed, pos, rule.threshold), keep);
+                    if keep { seen_keep += 1 } else { seen_drop += 1 }
+                    let want = reference(&x, rule, seed, start);
+                    assert_eq!(want[i], if keep { 2.0 } else { 0.0 });
+                    for isa in rng::available_isas() {
+                        let mut out = vec![0.0f32; n];
+                        dropout_forward_with(isa, &x, &mut out, rule, seed, start).unwrap();
+                        assert_eq!(out, want, "{isa:?} element {i} phase {phase} lo {lo}");
+                        let mut inplace = x.clone();
+                        dropout_forward_inplace_with(isa, &mut inplace, rule, seed, start);
+                        assert_eq!(inplace, want, "in place {isa:?} element {i} phase {phase} lo {lo}");
+                    }
+                }
+            }
         }
-        parallel::set_num_threads(2).unwrap();
-        assert_eq!(outs[0], outs[1]);
-        assert_eq!(outs[0], outs[2]);
-        assert_eq!(outs[0], reference(&x, rule, 3, 1 << 40));
+        assert!(seen_keep > 0 && seen_drop > 0, "{seen_keep} {seen_drop}");
     }
 
     #[test]
-    fn splitting_a_call_gives_the_same_result() {
-        // Two calls on halves with consecutive offsets == one call on the whole.
+    fn ties_in_a_long_call_match_the_definition() {
+        // 2^22 elements at p = 0.3 (T_lo != 0): about 64 ties, every one checked.
+        let rule = DropoutRule::new(0.3, true).unwrap();
+        let (t_hi, t_lo) = ((rule.threshold >> 16) as u16, rule.threshold as u16);
+        assert_ne!(t_lo, 0);
+        let n = 1 << 22;
+        let start = HalfPos::new(1 << 35, 1);
+        let x = vec![1.0f64; n];
+        let mut out = vec![0.0f64; n];
+        dropout_forward(&x, &mut out, rule, 4, start).unwrap();
+        let mut ties = [0usize; 2];
+        for (i, &o) in out.iter().enumerate() {
+            let pos = start.advance(i);
+            if rng::half(4, pos) == t_hi {
+                let keep = rng::tie_half(4, pos) < t_lo;
+                ties[keep as usize] += 1;
+                assert_eq!(o != 0.0, keep, "tie at {i}");
+            }
+        }
+        assert!(ties[0] > 0 && ties[1] > 0, "{ties:?}");
+        assert_eq!(out, reference(&x, rule, 4, start));
+    }
+
+    #[test]
+    fn result_does_not_depend_on_thread_count() {
+        let x = ramp::<f32>(5 * parallel::CHUNK + 77);
+        let rule = DropoutRule::new(0.5, true).unwrap();
+        for start in [HalfPos::new(1 << 40, 0), HalfPos::new(1 << 40, 1)] {
+            let mut outs = Vec::new();
+            for threads in [1, 2, 7] {
+                parallel::set_num_threads(threads).unwrap();
+                let mut out = vec![0.0f32; x.len()];
+                dropout_forward(&x, &mut out, rule, 3, start).unwrap();
+                outs.push(out);
+            }
+            parallel::set_num_threads(2).unwrap();
+            assert_eq!(outs[0], outs[1]);
+            assert_eq!(outs[0], outs[2]);
+            assert_eq!(outs[0], reference(&x, rule, 3, start));
+        }
+    }
+
+    #[test]
+    fn splitting_a_call_anywhere_gives_the_same_result() {
+        // Pieces at consecutive half-word positions == one call on the whole, also when
+        // a piece starts on an odd element (the high half of a word).
         let x = ramp::<f64>(1000);
         let rule = DropoutRule::new(0.4, true).unwrap();
-        let mut whole = vec![0.0; 1000];
-        dropout_forward(&x, &mut whole, rule, 8, 17).unwrap();
-        let mut parts = vec![0.0; 1000];
-        let (a, b) = parts.split_at_mut(333);
-        dropout_forward(&x[..333], a, rule, 8, 17).unwrap();
-        dropout_forward(&x[333..], b, rule, 8, 17 + 333).unwrap();
-        assert_eq!(whole, parts);
+        for phase in [0, 1] {
+            let start = HalfPos::new(17, phase);
+            let mut whole = vec![0.0; 1000];
+            dropout_forward(&x, &mut whole, rule, 8, start).unwrap();
+            for cut in [1usize, 2, 333, 334, 999] {
+                let mut parts = vec![0.0; 1000];
+                let (a, b) = parts.split_at_mut(cut);
+                dropout_forward(&x[..cut], a, rule, 8, start).unwrap();
+                dropout_forward(&x[cut..], b, rule, 8, start.advance(cut)).unwrap();
+                assert_eq!(whole, parts, "phase {phase} cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_words_of_the_stream_are_usable() {
+        let rule = DropoutRule::new(0.3, true).unwrap();
+        for (n, start) in [(3usize, HalfPos::new(u64::MAX - 1, 1)), (300, HalfPos::new(u64::MAX - 149, 0))] {
+            assert_eq!(start.advance(n), HalfPos::new(0, 0)); // ends exactly on word 2^64 - 1
+            let x = ramp::<f32>(n);
+            let want = reference(&x, rule, 5, start);
+            for isa in rng::available_isas() {
+                let mut out = vec![0.0f32; n];
+                dropout_forward_with(isa, &x, &mut out, rule, 5, start).unwrap();
+                assert_eq!(out, want, "{isa:?} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn half_positions_count_words() {
+        assert_eq!(HalfPos::new(3, 1).advance(1), HalfPos::new(4, 0));
+        assert_eq!(HalfPos::new(3, 0).advance(3), HalfPos::new(4, 1));
+        assert_eq!(HalfPos::new(0, 0).words_for(5), 3);
+        assert_eq!(HalfPos::new(0, 1).words_for(5), 3);
+        assert_eq!(HalfPos::new(0, 1).words_for(4), 3);
+        assert_eq!(HalfPos::new(0, 0).words_for(0), 0);
+        assert_eq!(HalfPos::new(u64::MAX, 1).advance(1), HalfPos::new(0, 0));
+    }
+
+    #[test]
+    fn keep_rate_is_exactly_t_over_2_32_in_expectation() {
+        // Binomial 6-sigma bound on 2^21 elements for a p whose T_lo is large.
+        let p = p_with_threshold(0x0100, 0xff00); // keep probability ~ 1/256
+        let rule = DropoutRule::new(p, false).unwrap();
+        let n = 1usize << 21;
+        let mut out = vec![0.0f32; n];
+        dropout_forward(&vec![1.0f32; n], &mut out, rule, 77, HalfPos::new(0, 0)).unwrap();
+        let kept = out.iter().filter(|v| **v != 0.0).count() as f64;
+        let q = rule.threshold as f64 / 4_294_967_296.0;
+        let (mean, sd) = (n as f64 * q, (n as f64 * q * (1.0 - q)).sqrt());
+        assert!((kept - mean).abs() < 6.0 * sd, "{kept} vs {mean}");
     }
 
     #[test]
     fn edges_p0_p1_and_non_finite() {
         let x = vec![1.0f32, f32::INFINITY, f32::NAN, -2.0];
         let mut out = vec![9.0f32; 4];
-        dropout_forward(&x, &mut out, DropoutRule::new(1.0, true).unwrap(), 1, 0).unwrap();
+        let at = HalfPos::new(0, 0);
+        dropout_forward(&x, &mut out, DropoutRule::new(1.0, true).unwrap(), 1, at).unwrap();
         assert_eq!(out, vec![0.0; 4]);
-        dropout_forward(&x[..1], &mut out[..1], DropoutRule::new(0.0, true).unwrap(), 1, 0).unwrap();
+        dropout_forward(&x[..1], &mut out[..1], DropoutRule::new(0.0, true).unwrap(), 1, at).unwrap();
         assert_eq!(out[0], 1.0);
         // A dropped inf/NaN leaves an exact zero, never NaN.
         let big = vec![f32::NAN; 4096];
         let mut o = vec![1.0f32; 4096];
-        dropout_forward(&big, &mut o, DropoutRule::new(0.5, true).unwrap(), 2, 0).unwrap();
+        dropout_forward(&big, &mut o, DropoutRule::new(0.5, true).unwrap(), 2, at).unwrap();
         let zeros = o.iter().filter(|v| **v == 0.0).count();
         assert!(zeros > 1800 && zeros < 2300, "{zeros}");
         assert!(o.iter().all(|v| *v == 0.0 || v.is_nan()));
@@ -364,7 +548,7 @@ mod tests {
         let rule = DropoutRule::new(0.3, true).unwrap();
         let x = vec![1.0f32; 256];
         let mut out = vec![0.0f32; 256];
-        dropout_forward(&x, &mut out, rule, 0, 0).unwrap();
+        dropout_forward(&x, &mut out, rule, 0, HalfPos::new(0, 0)).unwrap();
         let s = (1.0f64 / 0.7) as f32;
         assert!(out.iter().all(|&v| v == 0.0 || v == s));
     }
@@ -376,6 +560,7 @@ mod tests {
         }
         let err = DropoutRule::new(1.5, true).unwrap_err().to_string();
         assert_eq!(err, "dropout probability has to be between 0 and 1, but got 1.5");
-        assert!(dropout_forward(&[1.0f32; 3], &mut [0.0f32; 2], DropoutRule::new(0.5, true).unwrap(), 0, 0).is_err());
+        let rule = DropoutRule::new(0.5, true).unwrap();
+        assert!(dropout_forward(&[1.0f32; 3], &mut [0.0f32; 2], rule, 0, HalfPos::new(0, 0)).is_err());
     }
 }

@@ -10,8 +10,18 @@
 //! `philox4x32_10(counter = (b as u32, (b >> 32) as u32, 0, 0), key = (seed as u32, (seed >> 32) as u32))`
 //! with `b = j / 4`. Every word is a pure function of `(seed, j)`.
 //!
-//! [`fill_words`] is the bulk path: an AVX2 kernel (chosen at run time) that runs
-//! eight Philox blocks side by side, and a scalar fallback that gives the same bits.
+//! Element masks (contract v2, SPEC §2) read half-words: element `i` of a call whose
+//! first element sits at half-word position `h` reads the 16-bit lane `u` of half-word
+//! `h + i` (half-word `2j` is the low half of word `j`, `2j + 1` its high half). With
+//! `T = round((1 - p) 2^32) = T_hi 2^16 + T_lo` it is kept iff `u < T_hi`, or
+//! `u == T_hi` and the same lane `v` of the tie word is `< T_lo`; the tie word of
+//! word `j` is the same Philox block with counter word 2 set to 1. That is exactly
+//! the 32-bit comparison `u 2^16 + v < T`, so P(keep) = T / 2^32, while the tie word
+//! is only computed for the one element in 65,536 with `u == T_hi`.
+//!
+//! [`fill_words`] is the bulk path: an AVX2 or AVX-512 kernel (chosen at run time)
+//! that runs many Philox blocks side by side, and a scalar fallback that gives the
+//! same bits.
 
 pub const PHILOX_M0: u32 = 0xD251_1F53;
 pub const PHILOX_M1: u32 = 0xCD9E_8D57;
@@ -62,6 +72,111 @@ pub fn block(seed: u64, b: u64) -> [u32; 4] {
 #[inline]
 pub fn word(seed: u64, index: u64) -> u32 {
     block(seed, index / 4)[(index % 4) as usize]
+}
+
+/// The tie block of block `b`: the main block's counter with its third word set to 1.
+#[inline(always)]
+pub fn tie_block(seed: u64, b: u64) -> [u32; 4] {
+    philox4x32_10([b as u32, (b >> 32) as u32, 1, 0], key_of(seed))
+}
+
+/// The tie word of word `index` (read only when an element's half-word equals `T_hi`).
+#[inline]
+pub fn tie_word(seed: u64, index: u64) -> u32 {
+    tie_block(seed, index / 4)[(index % 4) as usize]
+}
+
+/// A half-word position in the word stream: half-word `2 * word + odd`, i.e. the low
+/// (`odd == false`) or high half of word `word`. Element kernels start here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HalfPos {
+    pub word: u64,
+    pub odd: bool,
+}
+
+impl HalfPos {
+    /// Half-word `2 * offset + phase` (`phase` 0 or 1: the bindings check it).
+    #[inline]
+    pub fn new(offset: u64, phase: u8) -> Self {
+        debug_assert!(phase < 2, "phase is 0 or 1");
+        Self { word: offset, odd: phase & 1 == 1 }
+    }
+
+    /// The position `n` half-words further on (the word index wraps like the stream).
+    #[inline]
+    pub fn advance(self, n: usize) -> Self {
+        let h = self.odd as u64 + n as u64;
+        Self { word: self.word.wrapping_add(h / 2), odd: h % 2 == 1 }
+    }
+
+    /// Words a call on `n` elements from here touches: `ceil((phase + n) / 2)`.
+    #[inline]
+    pub fn words_for(self, n: usize) -> usize {
+        (self.odd as usize + n).div_ceil(2)
+    }
+}
+
+/// The 16-bit lane of the main stream at `pos`.
+#[inline]
+pub fn half(seed: u64, pos: HalfPos) -> u16 {
+    (word(seed, pos.word) >> (16 * pos.odd as u32)) as u16
+}
+
+/// The 16-bit lane of the tie stream at `pos`.
+#[inline]
+pub fn tie_half(seed: u64, pos: HalfPos) -> u16 {
+    (tie_word(seed, pos.word) >> (16 * pos.odd as u32)) as u16
+}
+
+/// The element's 32-bit comparison key `u 2^16 + v` (both words computed; reference).
+#[inline]
+pub fn element_key(seed: u64, pos: HalfPos) -> u32 {
+    ((half(seed, pos) as u32) << 16) | tie_half(seed, pos) as u32
+}
+
+/// Contract v2 keep decision of the element at `pos` for keep threshold `threshold`
+/// (= [`keep_threshold`]`(p)`), by the definition: the scalar reference.
+#[inline]
+pub fn element_keep(seed: u64, pos: HalfPos, threshold: u64) -> bool {
+    if threshold >= 1 << 32 {
+        return true;
+    }
+    let (t_hi, t_lo) = ((threshold >> 16) as u16, (threshold & 0xffff) as u16);
+    let u = half(seed, pos);
+    u < t_hi || (u == t_hi && tie_half(seed, pos) < t_lo)
+}
+
+/// Keys of `keys.len()` elements from `pos` for a threshold `0 < t < 2^32`: `keys[i] < t`
+/// iff element `i` is kept (contract v2). A key is `u 2^16`, plus the tie lane where
+/// `u == T_hi` and `T_lo != 0` (the only elements the tie can decide).
+pub fn fill_element_keys_with(isa: Isa, seed: u64, pos: HalfPos, t: u32, keys: &mut [u32]) {
+    let mut pos = pos;
+    let mut keys = keys;
+    if pos.odd && !keys.is_empty() {
+        keys[0] = element_key(seed, pos);
+        keys = &mut keys[1..];
+        pos = pos.advance(1);
+    }
+    let mut words = [0u32; BLOCK];
+    for (k, kc) in keys.chunks_mut(2 * BLOCK).enumerate() {
+        let n = kc.len();
+        let w = &mut words[..n.div_ceil(2)];
+        fill_words_with(isa, seed, pos.word.wrapping_add((k * BLOCK) as u64), w);
+        for (pair, &wd) in kc.chunks_mut(2).zip(w.iter()) {
+            pair[0] = wd << 16;
+            if let Some(hi) = pair.get_mut(1) {
+                *hi = wd & 0xffff_0000;
+            }
+        }
+        let (t_hi, t_lo) = (t >> 16, t & 0xffff);
+        if t_lo != 0 {
+            for (i, key) in kc.iter_mut().enumerate() {
+                if *key >> 16 == t_hi {
+                    *key |= tie_half(seed, pos.advance(k * 2 * BLOCK + i)) as u32;
+                }
+            }
+        }
+    }
 }
 
 /// Keep threshold for drop probability `p`: an element is kept iff `word < T`, with
@@ -472,6 +587,48 @@ mod tests {
                 let mut out = vec![0u32; n];
                 fill_words_with(isa, seed, offset, &mut out);
                 assert_eq!(out, reference(seed, offset, n), "{isa:?} seed={seed} offset={offset} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn tie_words_use_counter_word_two() {
+        let seed = 0xdead_beef_0000_0007_u64;
+        let b = (1u64 << 32) + 9;
+        let w = philox4x32_10([b as u32, (b >> 32) as u32, 1, 0], [seed as u32, (seed >> 32) as u32]);
+        for (lane, &want) in w.iter().enumerate() {
+            assert_eq!(tie_word(seed, 4 * b + lane as u64), want);
+            assert_ne!(tie_word(seed, 4 * b + lane as u64), word(seed, 4 * b + lane as u64));
+        }
+        let pos = HalfPos::new(4 * b + 2, 1);
+        assert_eq!(half(seed, pos), (word(seed, 4 * b + 2) >> 16) as u16);
+        assert_eq!(half(seed, HalfPos::new(4 * b + 2, 0)), word(seed, 4 * b + 2) as u16);
+        assert_eq!(tie_half(seed, pos), (w[2] >> 16) as u16);
+    }
+
+    #[test]
+    fn element_keys_compare_like_the_full_32_bit_key_on_every_path() {
+        let seed = 13;
+        for phase in [0u8, 1] {
+            let start = HalfPos::new(1001, phase);
+            let n = 2 * BLOCK * 2 + 5;
+            let full: Vec<u32> = (0..n).map(|i| element_key(seed, start.advance(i))).collect();
+            // Thresholds whose T_hi is some element's lane (forced ties), T_lo on both
+            // sides of its tie lane, plus ordinary ones and T_lo = 0.
+            let mut ts = vec![1u32 << 31, 0x4000_0001, 1, u32::MAX];
+            for &i in &[0usize, 1, 2 * BLOCK, n - 1] {
+                let k = full[i];
+                ts.extend([k, k.wrapping_add(1), k & 0xffff_0000, (k & 0xffff_0000) | 0xffff]);
+            }
+            for &t in ts.iter().filter(|&&t| t != 0) {
+                for isa in available_isas() {
+                    let mut keys = vec![0u32; n];
+                    fill_element_keys_with(isa, seed, start, t, &mut keys);
+                    for i in 0..n {
+                        assert_eq!(keys[i] < t, full[i] < t, "{isa:?} phase={phase} t={t:#x} i={i}");
+                        assert_eq!(keys[i] < t, element_keep(seed, start.advance(i), t as u64));
+                    }
+                }
             }
         }
     }

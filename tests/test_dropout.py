@@ -263,29 +263,175 @@ def test_env_var_sets_the_thread_count(tmp_path):
     assert out.stdout.strip() == "3"
 
 
+_ISA_CHECK = r"""
+import sys, numpy as np, dropcore, dropcore.dropout
+from dropcore import _core
+x = np.random.default_rng(0).standard_normal(300_001).astype(np.float32)
+p_tie = float(sys.argv[2])
+parts = []
+for threads in (1, 2):
+    dropcore.set_num_threads(threads)
+    parts.append(dropcore.dropout.dropout(x, 0.3, generator=dropcore.Generator(77, 5)))
+    for phase in (0, 1):
+        parts.append(_core.dropout(x, p_tie, 9, 2**33 + 1, True, False, None, phase))
+        parts.append(_core.bernoulli_map(x.astype(np.float64), p_tie, 1.5, 0.25, -2.0, 9, 3, None, None, phase))
+    parts.append(dropcore.dropout.gaussian_dropout(x, 0.3, generator=dropcore.Generator(78)))
+np.save(sys.argv[1], np.concatenate([q.astype(np.float64) for q in parts]))
+print(_core.simd_isa())
+"""
+
+
+def _isa_modes():
+    """DROPCORE_SIMD values this CPU can run, besides the default."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        pass
+    modes = ["off"]
+    if " avx2" in flags:
+        modes.append("avx2")
+    if " avx512f" in flags:
+        modes.append("avx512")
+    return modes
+
+
 def test_scalar_and_simd_paths_agree(tmp_path):
+    """Every ISA path, thread count and phase gives the same bits (ties included)."""
     import os
     import subprocess
 
-    code = (
-        "import numpy as np, dropcore, dropcore.dropout; from dropcore import _core;"
-        "x=np.random.default_rng(0).standard_normal(100003).astype(np.float32);"
-        "y=dropcore.dropout.dropout(x,0.3,generator=dropcore.Generator(77, 5));"
-        "y=np.concatenate([y, dropcore.dropout.gaussian_dropout(x,0.3,generator=dropcore.Generator(78))]);"
-        "np.save(r'%s', y); print(_core.simd_isa())"
-    )
-    isas = {}
-    for mode in ("off", "avx2", ""):
+    seed, offset, n = 9, 2**33 + 1, 300_001
+    u = philox_ref.lanes(seed, offset, n, 1)
+    t = (int(u[12345]) << 16) | 0x7FFF  # a forced tie: T_hi is the lane of element 12345
+    p_tie = 1.0 - t / 2.0**32
+    assert philox_ref.tie_count(seed, offset, n, p_tie, 1) >= 1
+    results, isas = {}, {}
+    for mode in _isa_modes() + [""]:
         path = tmp_path / f"{mode or 'auto'}.npy"
         out = subprocess.run(
-            [sys.executable, "-c", code % path], env={**os.environ, "DROPCORE_SIMD": mode},
+            [sys.executable, "-c", _ISA_CHECK, str(path), repr(p_tie)], env={**os.environ, "DROPCORE_SIMD": mode},
             capture_output=True, text=True, check=True,
         )
         isas[mode] = out.stdout.strip()
+        results[mode] = np.load(path)
     assert isas["off"] == "scalar"
-    ref = np.load(tmp_path / "off.npy")
-    for mode in ("avx2", ""):
-        np.testing.assert_array_equal(np.load(tmp_path / f"{mode or 'auto'}.npy"), ref)
+    if "avx2" in isas:
+        assert isas["avx2"] == "avx2"
+    if "avx512" in isas:
+        assert isas["avx512"] == "avx512"
+    for mode, r in results.items():
+        np.testing.assert_array_equal(r, results["off"], err_msg=f"DROPCORE_SIMD={mode!r}")
+    # ... and the scalar path is the reference itself.
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    ref = results["off"]
+    np.testing.assert_array_equal(ref[:n], philox_ref.dropout(x, 0.3, 77, 5))
+    np.testing.assert_array_equal(ref[n : 2 * n], philox_ref.dropout(x, p_tie, seed, offset, 0))
+    np.testing.assert_array_equal(ref[3 * n : 4 * n], philox_ref.dropout(x, p_tie, seed, offset, 1))
+
+
+# ----------------------------------------------------------------------------- contract v2
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 1001, 70_000])
+def test_generator_advances_by_half_the_elements(n):
+    g = dropcore.Generator(1, 10)
+    dropout(np.ones(n, np.float32), 0.5, generator=g)
+    assert g.offset == 10 + (n + 1) // 2
+
+
+def test_ties_in_millions_of_elements_match_the_reference():
+    """About one element in 65,536 has its lane equal to T_hi and needs its tie word."""
+    n, seed, offset, p = 4_000_000, 31, 7, 0.3
+    t = philox_ref.threshold(p)
+    assert t & 0xFFFF != 0  # ties are decided by the tie word at this p
+    ties = philox_ref.tie_count(seed, offset, n, p)
+    assert ties > 20
+    x = np.ones(n, np.float32)
+    got = dropout(x, p, generator=dropcore.Generator(seed, offset))
+    keep = philox_ref.keep_mask(seed, offset, n, p)
+    np.testing.assert_array_equal(got != 0, keep)
+    # The ties go both ways, so a kernel ignoring the tie word (or always using it) fails.
+    u = philox_ref.lanes(seed, offset, n)
+    tied = u == (t >> 16)
+    assert 0 < int(keep[tied].sum()) < ties
+    assert np.array_equal(got[~tied] != 0, u[~tied] < (t >> 16))
+
+
+@pytest.mark.parametrize("phase", [0, 1])
+@pytest.mark.parametrize("index", [0, 1, 255, 256, 4097, 199_998])
+def test_a_forced_t_hi_settles_the_tie_by_the_tie_word(phase, index):
+    """Choose p so that T_hi is the lane of element ``index``, with T_lo on either side
+    of its tie lane: only the tie word can get that element right."""
+    seed, offset, n = 5, 11, 200_003
+    u = int(philox_ref.lanes(seed, offset, n, phase)[index])
+    h = 2 * offset + phase + index
+    v = int(philox_ref.tie_words(seed, h // 2, 1)[0] >> (16 * (h % 2))) & 0xFFFF
+    x = np.ones(n, np.float64)
+    for t_lo, kept in [(v + 1, True), (v, False)]:
+        if not 1 <= t_lo <= 0xFFFF:
+            continue
+        p = 1.0 - ((u << 16) | t_lo) / 2.0**32
+        got = _core.dropout(x, p, seed, offset, True, False, None, phase)
+        assert (got[index] != 0) == kept
+        np.testing.assert_array_equal(got, philox_ref.dropout(x, p, seed, offset, phase))
+
+
+def test_phase_one_starts_in_the_high_half_of_the_first_word():
+    x = np.random.default_rng(4).standard_normal(10_001)
+    whole = _core.dropout(x, 0.4, 3, 100)
+    # element g of the whole call is element g - k of a call at (100 + k // 2, k % 2)
+    for k in (1, 2, 3, 4097, 9_999):
+        part = _core.dropout(x[k:].copy(), 0.4, 3, 100 + k // 2, True, False, None, k % 2)
+        np.testing.assert_array_equal(part, whole[k:])
+    np.testing.assert_array_equal(
+        _core.dropout(x, 0.4, 3, 100, True, False, None, 1), philox_ref.dropout(x, 0.4, 3, 100, phase=1)
+    )
+    # in place and out= honour the phase too
+    y = x.copy()
+    _core.dropout(y, 0.4, 3, 100, True, True, None, 1)
+    buf = np.empty_like(x)
+    _core.dropout(x, 0.4, 3, 100, True, False, buf, 1)
+    np.testing.assert_array_equal(y, philox_ref.dropout(x, 0.4, 3, 100, phase=1))
+    np.testing.assert_array_equal(buf, y)
+
+
+def test_chunkings_at_any_element_reproduce_the_whole_call():
+    """What a Dask block does: a run starting at global element g uses offset o + g // 2
+    and phase g % 2, for cut points on both odd and even elements, across threads."""
+    x = np.random.default_rng(6).standard_normal(400_003).astype(np.float32)
+    before = dropcore.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            dropcore.set_num_threads(threads)
+            whole = _core.dropout(x, 0.25, 8, 13)
+            cuts = [0, 1, 2, 131_073, 262_144, 262_145, 400_003]
+            pieces = [
+                _core.dropout(x[a:b].copy(), 0.25, 8, 13 + a // 2, True, False, None, a % 2)
+                for a, b in zip(cuts, cuts[1:])
+            ]
+            np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    finally:
+        dropcore.set_num_threads(before)
+    np.testing.assert_array_equal(whole, philox_ref.dropout(x, 0.25, 8, 13))
+
+
+def test_alpha_binding_takes_a_phase():
+    x = np.random.default_rng(7).standard_normal(999)
+    got = _core.bernoulli_map(x, 0.3, 2.0, 0.5, -1.0, 4, 6, None, None, 1)
+    keep = philox_ref.keep_mask(4, 6, x.size, 0.3, phase=1)
+    np.testing.assert_array_equal(got, np.where(keep, 2.0 * x + 0.5, -1.0))
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: _core.dropout(x, 0.5, 0, 0, True, False, None, 2),
+    lambda x: _core.bernoulli_map(x, 0.5, 1.0, 0.0, 0.0, 0, 0, None, None, 2),
+    lambda x: _core.bernoulli_map(x, 0.5, 1.0, 0.0, 0.0, 0, 0, 2, None, 1),
+])
+def test_bad_phase_is_a_value_error(call):
+    x = np.ones(4)
+    with pytest.raises(ValueError, match="phase"):
+        call(x)
+    assert (x == 1).all()
 
 
 def test_out_buffer_receives_the_result():

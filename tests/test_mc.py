@@ -45,7 +45,7 @@ def replay_pass(model, x, starts):
                 k += 1
                 layer.train()
             h = layer(h)
-    return softmax(h.data)
+    return softmax(h.detach().numpy())
 
 
 def test_shapes_and_probability_identities():
@@ -82,7 +82,7 @@ def test_no_dropout_means_no_model_uncertainty():
     np.testing.assert_allclose(r.mutual_information, 0, atol=1e-6)
     plain.eval()
     with dropcore.no_grad():
-        np.testing.assert_allclose(r.mean, softmax(plain(dropcore.tensor(X)).data), rtol=1e-5)
+        np.testing.assert_allclose(r.mean, softmax(plain(dropcore.tensor(X)).numpy()), rtol=1e-5)
 
 
 def test_deterministic_given_the_generator_and_it_advances():
@@ -93,7 +93,7 @@ def test_deterministic_given_the_generator_and_it_advances():
     a = mc.predict(model, X, samples=8, generator=g1)
     b = mc.predict(model, X, samples=8, generator=g2)
     np.testing.assert_array_equal(a.mean, b.mean)
-    assert g1.offset == 8 * 9 * H  # one dropout call over T x B x H units
+    assert g1.offset == 8 * 9 * H // 2  # one dropout call over T x B x H units, 2 per word
     assert dropcore.default_generator.get_state() == before  # the global stream is untouched
     c = mc.predict(model, X, samples=8, generator=g1)
     assert not np.array_equal(a.mean, c.mean)
@@ -103,7 +103,7 @@ def test_without_a_generator_the_default_stream_is_used():
     model = make_model()
     dropcore.manual_seed(3)
     a = mc.predict(model, X, samples=4)
-    assert dropcore.default_generator.offset == 4 * 9 * H
+    assert dropcore.default_generator.offset == 4 * 9 * H // 2
     b = mc.predict(model, X, samples=4, generator=dropcore.Generator(3))
     np.testing.assert_array_equal(a.mean, b.mean)
 
@@ -119,13 +119,13 @@ def test_a_module_generator_is_overridden_by_the_given_one():
 
 
 def test_batched_passes_equal_a_per_sample_loop_on_the_same_words():
-    """Pass t of layer k reads words [start_k + t*B*F_k, start_k + (t+1)*B*F_k)."""
+    """Pass t of layer k reads words [start_k + t*B*F_k/2, start_k + (t+1)*B*F_k/2) (2 elements a word)."""
     model = make_two_dropout_model()
     T, B, seed = 5, len(X), 3
     r = mc.predict(model, X, samples=T, generator=dropcore.Generator(seed), return_samples=True)
-    start2 = T * B * H  # the second dropout layer's range follows the first one's
+    start2 = T * B * H // 2  # the second dropout layer's range follows the first one's
     for t in range(T):
-        ref = replay_pass(model, X, [(seed, t * B * H), (seed, start2 + t * B * 8)])
+        ref = replay_pass(model, X, [(seed, t * B * H // 2), (seed, start2 + t * B * 8 // 2)])
         np.testing.assert_allclose(r.samples[t], ref, rtol=1e-5, atol=1e-7)
     # and the samples really differ from one another
     assert not np.allclose(r.samples[0], r.samples[1])
@@ -141,7 +141,7 @@ def test_chunks_over_inputs_are_independent_predictions_on_consecutive_ranges():
         part = X[start : start + 2]
         ref = mc.predict(model, part, samples=T, generator=dropcore.Generator(seed, offset), return_samples=True)
         np.testing.assert_allclose(r.samples[:, start : start + 2], ref.samples, rtol=1e-6)
-        offset += T * len(part) * (H + 8)
+        offset += T * len(part) * (H + 8) // 2
     assert g.offset == offset
 
 
@@ -149,14 +149,14 @@ def test_batch_size_below_samples_splits_the_passes():
     model = make_model()
     T, seed = 7, 4
     r = mc.predict(model, X, samples=T, generator=dropcore.Generator(seed), batch_size=3, return_samples=True)
-    # input i, passes [t0, t0+3): one forward of 3 rows, i.e. 3*H consecutive words each
+    # input i, passes [t0, t0+3): one forward of 3 rows, i.e. 3*H/2 consecutive words each
     offset = 0
     for i in range(len(X)):
         for t0 in range(0, T, 3):
             for t in range(t0, min(T, t0 + 3)):
                 ref = replay_pass(model, X[i : i + 1], [(seed, offset)])
                 np.testing.assert_allclose(r.samples[t, i], ref[0], rtol=1e-5, atol=1e-7)
-                offset += H
+                offset += H // 2
 
 
 def test_training_flags_restored_and_batchnorm_stays_in_eval():

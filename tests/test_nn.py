@@ -150,7 +150,7 @@ def test_activations_values():
     np.testing.assert_allclose(nn.CReLU()(x).data, [[0.0, 0.5, 2.0, 0.0]])
     m = nn.Maxout(2, 1, pieces=3)
     out = m(x).data
-    np.testing.assert_allclose(out, (x.data @ m.weight.data.T + m.bias.data).max(1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(out, (x.numpy() @ m.weight.detach().numpy().T + m.bias.detach().numpy()).max(1, keepdims=True), rtol=1e-6)
 
 
 def test_state_dict_uses_pytorch_keys_and_round_trips():
@@ -161,7 +161,7 @@ def test_state_dict_uses_pytorch_keys_and_round_trips():
         "1.num_batches_tracked", "3.weight", "3.bias",
     ]
     other = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
-    other.load_state_dict({k: v.data.copy() for k, v in sd.items()})  # NumPy arrays accepted
+    other.load_state_dict({k: v.numpy().copy() for k, v in sd.items()})  # NumPy arrays accepted
     x = dropcore.randn(5, 3)
     model.eval(), other.eval()
     np.testing.assert_array_equal(model(x).data, other(x).data)

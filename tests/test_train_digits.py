@@ -32,6 +32,6 @@ def test_mlp_with_dropout_learns_digits():
             opt.step()
     model.eval()
     with dropcore.no_grad():
-        pred = model(dropcore.tensor(xte)).data.argmax(1)
+        pred = model(dropcore.tensor(xte)).detach().numpy().argmax(1)
     accuracy = (pred == yte).mean()
     assert accuracy >= 0.95, accuracy

@@ -37,7 +37,7 @@ def test_channel_dropout_drops_whole_channels_by_reference_words(fn, shape, grou
     g = dropcore.Generator(11, 5)
     y = fn(x, 0.4, generator=g)
     assert g.offset == 5 + groups  # one word per (sample, channel)
-    keep = philox_ref.keep_mask(11, 5, groups, 0.4)
+    keep = philox_ref.word_keep_mask(11, 5, groups, 0.4)
     per_channel = x.reshape(groups, -1)
     want = np.where(keep[:, None], per_channel * np.float32(1 / 0.6), 0).reshape(shape)
     np.testing.assert_array_equal(y, want)
@@ -45,7 +45,7 @@ def test_channel_dropout_drops_whole_channels_by_reference_words(fn, shape, grou
 
 def test_dropout2d_transcript_shape_and_rate():
     """The notes' nn.Dropout2d() on a (2, 3, 2, 2) tensor of ones: channels all 0 or all 2."""
-    y = nn.Dropout2d()(dropcore.full((2, 3, 2, 2), 1.0)).data
+    y = nn.Dropout2d()(dropcore.full((2, 3, 2, 2), 1.0)).detach().numpy()
     for n in range(2):
         for c in range(3):
             assert len(set(y[n, c].ravel().tolist())) == 1 and y[n, c, 0, 0] in (0.0, 2.0)
@@ -77,7 +77,9 @@ def test_alpha_dropout_keeps_mean_zero_and_variance_one():
 def test_alpha_dropout_values_follow_pytorchs_constants():
     p = 0.2
     x = np.linspace(-2, 2, 1001)
-    y = F.alpha_dropout(x, p, training=True, generator=dropcore.Generator(3))
+    g = dropcore.Generator(3)
+    y = F.alpha_dropout(x, p, training=True, generator=g)
+    assert g.offset == 501  # contract v2: two elements per word, ceil(1001 / 2)
     a = ((1 - p) * (1 + p * ALPHA_PRIME**2)) ** -0.5
     b = -a * ALPHA_PRIME * p
     keep = philox_ref.keep_mask(3, 0, x.size, p)
@@ -88,7 +90,7 @@ def test_alpha_dropout_values_follow_pytorchs_constants():
 def test_feature_alpha_dropout_shares_a_word_per_channel():
     x = np.random.default_rng(4).standard_normal((6, 7, 3))
     y = F.feature_alpha_dropout(x, 0.5, training=True, generator=dropcore.Generator(5))
-    keep = philox_ref.keep_mask(5, 0, 42, 0.5).reshape(6, 7)
+    keep = philox_ref.word_keep_mask(5, 0, 42, 0.5).reshape(6, 7)
     a = (0.5 * (1 + 0.5 * ALPHA_PRIME**2)) ** -0.5
     b = -a * ALPHA_PRIME * 0.5
     np.testing.assert_allclose(y, np.where(keep[:, :, None], a * x + b, a * ALPHA_PRIME + b), rtol=1e-12)
@@ -150,7 +152,7 @@ def test_drop_path_drops_whole_samples():
     g = dropcore.Generator(10)
     y = F.drop_path(x, 0.3, training=True, generator=g)
     assert g.offset == 1000
-    keep = philox_ref.keep_mask(10, 0, 1000, 0.3)
+    keep = philox_ref.word_keep_mask(10, 0, 1000, 0.3)
     np.testing.assert_allclose(y, np.where(keep[:, None, None], x / 0.7, 0), rtol=1e-12)
     y2 = F.drop_path(x, 0.3, training=True, scale_by_keep=False, generator=dropcore.Generator(10))
     np.testing.assert_array_equal(y2, np.where(keep[:, None, None], x, 0))
@@ -163,6 +165,7 @@ def test_dropconnect_shared_mask_is_element_dropout_of_the_weights():
     layer = nn.DropConnectLinear(6, 4, p=0.5, generator=dropcore.Generator(12))
     x = dropcore.randn(5, 6)
     y = layer(x).data
+    assert layer.generator.offset == 12  # 24 weight entries, two per word
     keep = philox_ref.keep_mask(12, 0, 24, 0.5).reshape(4, 6)
     w = np.where(keep, layer.weight.data * np.float32(2), 0)
     np.testing.assert_allclose(y, x.data @ w.T + layer.bias.data, rtol=1e-5, atol=1e-6)
@@ -173,10 +176,30 @@ def test_dropconnect_shared_mask_is_element_dropout_of_the_weights():
 def test_dropconnect_per_sample_uses_one_mask_per_example():
     rng = np.random.default_rng(13)
     x, w, b = rng.standard_normal((3, 5)), rng.standard_normal((4, 5)), rng.standard_normal(4)
+    g = dropcore.Generator(14, 1)
     y = F.dropconnect_linear(dropcore.Tensor(x), dropcore.Tensor(w), dropcore.Tensor(b), 0.4, per_sample=True,
-                             generator=dropcore.Generator(14, 1))
+                             generator=g)
+    assert g.offset == 1 + 30  # 60 entries, two per word
     keep = philox_ref.keep_mask(14, 1, 3 * 20, 0.4).reshape(3, 4, 5)
     want = np.einsum("bi,boi->bo", x, w[None] * keep) / 0.6 + b
+    np.testing.assert_allclose(y.data, want, rtol=1e-12)
+
+
+def test_dropconnect_per_sample_ties_and_odd_rows_follow_the_v2_rule():
+    # Odd row lengths make every other mask row start in the high half of a word; a p
+    # whose T_hi is the lane of some entries makes those entries ties.
+    rng = np.random.default_rng(16)
+    x, w = rng.standard_normal((7, 9)), rng.standard_normal((5, 9))
+    seed, offset, n = 15, 3, 7 * 5 * 9
+    u = philox_ref.lanes(seed, offset, n)
+    t = (int(u[100]) << 16) | 0x8000  # T_hi = lane of entry 100, T_lo != 0
+    p = 1.0 - t / 2.0**32
+    assert philox_ref.threshold(p) == t and philox_ref.tie_count(seed, offset, n, p) >= 1
+    g = dropcore.Generator(seed, offset)
+    y = F.dropconnect_linear(dropcore.Tensor(x), dropcore.Tensor(w), None, p, per_sample=True, generator=g)
+    assert g.offset == offset + (n + 1) // 2
+    keep = philox_ref.keep_mask(seed, offset, n, p).reshape(7, 5, 9)
+    want = np.einsum("bi,boi->bo", x, w[None] * keep) / np.float64(1 - p)
     np.testing.assert_allclose(y.data, want, rtol=1e-12)
 
 

@@ -2,6 +2,9 @@
 
 Kernels take C-contiguous float32/float64 arrays (the Python layer makes them so),
 release the GIL while they run, and read the Philox words ``offset ..`` of ``seed``.
+Element masks (``dropout``, ``bernoulli_map`` with ``inner=None``) follow contract v2
+(SPEC §2): element ``i`` reads the 16-bit half-word ``2 * offset + phase + i`` (ties
+settled by the tie word), so a call on ``n`` elements uses ``ceil((phase + n) / 2)`` words.
 """
 
 from typing import TypeVar
@@ -27,8 +30,10 @@ def dropout(
     inverted: bool = True,
     inplace: bool = False,
     out: npt.NDArray[_F] | None = None,
+    phase: int = 0,
 ) -> npt.NDArray[_F]:
-    """Element dropout: keep iff word < round((1-p) 2^32), kept * 1/(1-p) (or * 1 if not inverted).
+    """Element dropout (contract v2): element ``i`` reads half-word ``2 * offset + phase + i``;
+    kept * 1/(1-p) (or * 1 if not inverted), dropped exactly 0. ``phase`` is 0 or 1.
 
     Returns a new array, ``x`` itself when ``inplace``, or ``out`` when given.
     """
@@ -51,11 +56,14 @@ def bernoulli_map(
     offset: int,
     inner: int | None = None,
     out: npt.NDArray[_F] | None = None,
+    phase: int = 0,
 ) -> npt.NDArray[_F]:
-    """Kept units become ``a x + b``, dropped ones ``dropped`` (keep iff word < round((1-p) 2^32)).
+    """Kept units become ``a x + b``, dropped ones ``dropped``.
 
-    ``inner=None`` reads one word per element; otherwise one word per contiguous group
-    of ``inner`` elements (channel dropout, DropPath, feature alpha dropout).
+    ``inner=None``: element masks (contract v2), element ``i`` at half-word
+    ``2 * offset + phase + i``; otherwise one whole word per contiguous group of
+    ``inner`` elements, kept iff word < round((1-p) 2^32) (channel dropout, DropPath,
+    feature alpha dropout; ``phase`` must be 0).
     """
 
 def gaussian_map(x: npt.NDArray[_F], scale: float, multiplicative: bool, seed: int, offset: int) -> npt.NDArray[_F]:
@@ -67,7 +75,8 @@ def drop_block2d(x: npt.NDArray[_F], p: float, block_size: int, seed: int, offse
 def dropconnect_forward(
     x: npt.NDArray[_F], weight: npt.NDArray[_F], bias: npt.NDArray[_F] | None, p: float, seed: int, offset: int
 ) -> npt.NDArray[_F]:
-    """Per-example DropConnect: x (B, I), weight (O, I) -> (B, O)."""
+    """Per-example DropConnect: x (B, I), weight (O, I) -> (B, O); entry (b, o, i) at
+    half-word ``2 * offset + (b O + o) I + i`` (``ceil(B O I / 2)`` words)."""
 
 def dropconnect_backward(
     g: npt.NDArray[_F], x: npt.NDArray[_F], weight: npt.NDArray[_F], p: float, seed: int, offset: int

@@ -80,7 +80,7 @@ def _evaluate(model, x: np.ndarray, y: np.ndarray, loss_fn) -> tuple[float, floa
     with no_grad(), np.errstate(all="ignore"):
         logits = model(Tensor(x))
         loss = float(loss_fn(logits, y).item())
-        acc = float((np.nan_to_num(logits.data).argmax(1) == y).mean())
+        acc = float((np.nan_to_num(logits._data).argmax(1) == y).mean())
     return loss, acc
 
 

@@ -3,9 +3,10 @@
 ``dropout(x, p)`` zeroes each element with probability ``p`` (Srivastava et al.,
 JMLR 2014) and, in the usual "inverted" form, scales the survivors by ``1/(1-p)`` so
 nothing changes at test time. The masks come from the Philox word stream (see
-:mod:`dropcore.random`): element ``i`` (C order) of a call reads word ``offset + i``,
-so a result depends only on ``(seed, offset)`` - never on threads or chunking - and
-backward recomputes the mask instead of storing it.
+:mod:`dropcore.random`): element ``i`` (C order) of a call reads the 16-bit half-word
+``2 * offset + i`` (SPEC §2, contract v2: two elements per word, so a call on ``n``
+elements draws ``ceil(n / 2)`` words), so a result depends only on ``(seed, offset)`` -
+never on threads or chunking - and backward recomputes the mask instead of storing it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def _contiguous(x: np.ndarray) -> np.ndarray:
         x = x.astype(x.dtype.newbyteorder("="))
     # (np.ascontiguousarray would turn a 0-d array into a 1-d one.)
     return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+
+
+def _element_words(n: int) -> int:
+    """Words an element mask on ``n`` elements draws: two elements per word (SPEC §2 v2)."""
+    return (n + 1) // 2
 
 
 def _check_writeable(x: np.ndarray) -> None:
@@ -113,7 +119,7 @@ def dropout(
             return y
         out[...] = y
         return out
-    seed, offset = gen.take(x.size)
+    seed, offset = gen.take(_element_words(x.size))
     if out is not None and x.flags.c_contiguous and x.dtype.isnative:
         return _core.dropout(x, p, seed, offset, inverted, False, out) if x.size else out
     y = _apply(x, p, seed, offset, inverted, inplace)
@@ -162,23 +168,23 @@ def _dropout_tensor(x, p: float, training: bool, inplace: bool, gen: Generator, 
     """Tensor dropout: records ``(seed, offset)`` and recomputes the mask in backward."""
     from .tensor import _make_op, is_grad_enabled
 
-    _check_float_array(x.data)
+    _check_float_array(x._data)
     needs_graph = x.requires_grad and is_grad_enabled()
     if not training:
         if inverted or p == 0.0:
             return x
         if inplace and not needs_graph:
-            _eval_scale(x.data, p, inverted, True)
+            _eval_scale(x._data, p, inverted, True)
             return x
         factor = 1.0 - p
-        return _make_op(x.data * x.data.dtype.type(factor), (x,), lambda g: (g * g.dtype.type(factor),), "MulBackward0")
+        return _make_op(x._data * x._data.dtype.type(factor), (x,), lambda g: (g * g.dtype.type(factor),), "MulBackward0")
     if p == 0.0:
         return x
-    seed, offset = gen.take(x.data.size)
+    seed, offset = gen.take(_element_words(x._data.size))
     if inplace and not needs_graph:
-        _apply(x.data, p, seed, offset, inverted, True)
+        _apply(x._data, p, seed, offset, inverted, True)
         return x
-    out = _apply(x.data, p, seed, offset, inverted, False)
+    out = _apply(x._data, p, seed, offset, inverted, False)
     # The same map on the gradient: dx = dy * keep * s, with the mask recomputed.
     return _make_op(out, (x,), lambda g: (_apply(g, p, seed, offset, inverted, False),), "NativeDropoutBackward0")
 
@@ -187,7 +193,8 @@ def _dropout_tensor(x, p: float, training: bool, inplace: bool, gen: Generator, 
 # Every variant draws from the Philox stream through its generator and records only
 # (seed, offset) for backward. Which word a unit reads is part of the definition:
 # channel dropout and DropPath one word per group (C order), Gaussian noise two words
-# per element, DropBlock one word per position, DropConnect one per weight entry.
+# per element, DropBlock one word per position; element masks (dropout, alpha dropout,
+# DropConnect's weight entries) one 16-bit half-word per element.
 
 _ALPHA_PRIME = -1.7580993408473766  # -lambda * alpha of SELU (Klambauer et al. 2017)
 
@@ -198,7 +205,7 @@ def _random_op(input, gen: Generator, n_words: int, fwd, bwd, name: str, inplace
     from .tensor import Tensor, _make_op
 
     is_tensor = isinstance(input, Tensor)
-    x = input.data if is_tensor else input
+    x = input._data if is_tensor else input
     if inplace and not is_tensor:
         _check_writeable(x)
     seed, offset = gen.take(n_words)
@@ -216,7 +223,7 @@ def _random_op(input, gen: Generator, n_words: int, fwd, bwd, name: str, inplace
 def _array_of(input, name: str = "input") -> np.ndarray:
     from .tensor import Tensor
 
-    return _check_float_array(input.data if isinstance(input, Tensor) else input, name)
+    return _check_float_array(input._data if isinstance(input, Tensor) else input, name)
 
 
 def _grouped(input, p, training, inplace, generator, groups_shape, a, b, dropped, grad_a, name, out=None):
@@ -303,7 +310,7 @@ def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool =
     return _random_op(
         input,
         _resolve(generator),
-        x.size,
+        _element_words(x.size),
         lambda arr, seed, off: _core.bernoulli_map(arr, p, a, b, d, seed, off),
         lambda g, seed, off: _core.bernoulli_map(g, p, a, 0.0, 0.0, seed, off),
         "AlphaDropoutBackward",
@@ -392,26 +399,26 @@ def drop_path(x, p: float = 0.0, training: bool = False, scale_by_keep: bool = T
 def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool = True, per_sample: bool = False,
                        generator=None):
     """DropConnect (Wan et al. 2013): ``input @ (M * W).T * 1/(1-p) + bias`` with a
-    Bernoulli mask ``M`` on the weights (word ``o * in + i``). ``per_sample=True`` gives
-    every example its own mask (words ``b * out * in + o * in + i``), generated inside
+    Bernoulli mask ``M`` on the weights (half-word ``o * in + i``). ``per_sample=True`` gives
+    every example its own mask (half-words ``b * out * in + o * in + i``), generated inside
     the kernel without materialising ``B`` weight matrices. Eval: the plain layer."""
-    from .functional import linear
+    from ._ops_linalg import linear
     from .tensor import _make_op
 
     p = _check_p(p, "dropconnect probability")
     if not training or p == 0.0:
         return linear(input, weight, bias)
-    x, w = input.data, weight.data
+    x, w = input._data, weight._data
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"dropconnect_linear expects input (B, in) and weight (out, in), but got {x.shape} and {w.shape}")
     gen = _resolve(generator)
     parents = (input, weight) if bias is None else (input, weight, bias)
     if not per_sample:
-        seed, offset = gen.take(w.size)
+        seed, offset = gen.take(_element_words(w.size))
         wm = _apply(w, p, seed, offset, True, False)
         out = x @ wm.T
         if bias is not None:
-            out += bias.data
+            out += bias._data
 
         def backward(g):
             gx = g @ _apply(w, p, seed, offset, True, False) if input.requires_grad else None
@@ -419,9 +426,9 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
             return (gx, gw) if bias is None else (gx, gw, g.sum(0))
 
         return _make_op(out, parents, backward, "DropConnectBackward")
-    seed, offset = gen.take(x.shape[0] * w.size)
+    seed, offset = gen.take(_element_words(x.shape[0] * w.size))
     xc, wc = _contiguous(x), _contiguous(w)
-    out = _core.dropconnect_forward(xc, wc, None if bias is None else _contiguous(bias.data), p, seed, offset)
+    out = _core.dropconnect_forward(xc, wc, None if bias is None else _contiguous(bias._data), p, seed, offset)
 
     def backward_per_sample(g):
         gx, gw = _core.dropconnect_backward(_contiguous(g), xc, wc, p, seed, offset)

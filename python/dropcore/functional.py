@@ -11,6 +11,7 @@ import numpy as np
 
 from .dropout import *  # noqa: F401,F403  (the dropout family)
 from .dropout import __all__ as _dropout_all
+from ._ops_linalg import linear
 from .tensor import Tensor, _as_array, _make_op, cat
 
 __all__ = [
@@ -35,7 +36,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    a = input.data
+    a = input._data
     slope = a.dtype.type(negative_slope)
     pos = a > 0
     return _make_op(np.where(pos, a, a * slope), (input,), lambda g: (np.where(pos, g, g * slope),), "LeakyReluBackward0")
@@ -62,31 +63,6 @@ def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
     return input.log_softmax(dim)
 
 
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``input @ weight.T + bias`` as one node; ``weight`` is (out_features, in_features).
-
-    The GEMMs are NumPy's (its BLAS); the bias is added in place on the fresh product,
-    so the forward makes one pass over the output.
-    """
-    x, w = input.data, weight.data
-    lead = x.shape[:-1]
-    x2 = x.reshape(-1, x.shape[-1])
-    out = x2 @ w.T
-    if bias is not None:
-        out += bias.data
-    parents = (input, weight) if bias is None else (input, weight, bias)
-
-    def backward(g):
-        g2 = g.reshape(-1, w.shape[0])
-        gx = (g2 @ w).reshape(x.shape) if input.requires_grad else None
-        gw = g2.T @ x2 if weight.requires_grad else None
-        if bias is None:
-            return gx, gw
-        return gx, gw, g2.sum(axis=0) if bias.requires_grad else None
-
-    return _make_op(out.reshape(*lead, w.shape[0]), parents, backward, "AddmmBackward0")
-
-
 def batch_norm(
     input: Tensor,
     running_mean: np.ndarray | None,
@@ -103,9 +79,12 @@ def batch_norm(
     are updated in place with PyTorch's rule (``(1-momentum) * old + momentum * new``,
     unbiased variance); otherwise the running statistics normalise.
     """
-    x = input.data
+    x = input._data
     if x.ndim not in (2, 3):
         raise ValueError(f"expected 2D or 3D input (got {x.ndim}D input)")
+    others = [t._data if isinstance(t, Tensor) else t for t in (running_mean, running_var, weight, bias)]
+    if any(o is not None and o.dtype != x.dtype for o in others):
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
     axes = (0,) if x.ndim == 2 else (0, 2)
     shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
     m = x.size // x.shape[1]
@@ -124,10 +103,10 @@ def batch_norm(
         mean, var = running_mean, running_var
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
     xhat = (x - mean.astype(x.dtype).reshape(shape)) * inv_std.reshape(shape)
-    gamma = weight.data.reshape(shape) if weight is not None else None
+    gamma = weight._data.reshape(shape) if weight is not None else None
     out = xhat * gamma if gamma is not None else xhat.copy()
     if bias is not None:
-        out += bias.data.reshape(shape)
+        out += bias._data.reshape(shape)
     parents = tuple(t for t in (input, weight, bias) if t is not None)
 
     def backward(g):
@@ -163,7 +142,7 @@ def cross_entropy(
     input: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0
 ) -> Tensor:
     """Cross-entropy of logits (N, C) against class indices (N,), as one fused node."""
-    z = input.data
+    z = input._data
     if z.ndim != 2:
         raise ValueError(f"cross_entropy expects (N, C) logits, but got shape {z.shape}")
     t = np.asarray(_as_array(target))
@@ -208,7 +187,7 @@ def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean squared error, as one node."""
-    a = input.data
+    a = input._data
     b = _as_array(target)
     if a.shape != np.shape(b):
         raise ValueError(f"input shape {a.shape} and target shape {np.shape(b)} differ")

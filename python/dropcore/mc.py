@@ -137,10 +137,10 @@ def predict(
         raise TypeError(f"generator must be a dropcore.Generator, but got {type(generator).__name__}")
     samples = int(samples)
     if isinstance(x, Tensor):
-        data = x.data
+        data = x._data
     else:
         data = np.asarray(x)
-        params = [p.data.dtype for p in model.parameters()]
+        params = [p._data.dtype for p in model.parameters()]
         if params and data.dtype != params[0]:
             data = data.astype(params[0])
     if data.ndim < 1:
@@ -171,14 +171,14 @@ def predict(
                 chunk = Tensor(data[start : start + per_chunk])
                 for m in prefix:
                     chunk = m(chunk)
-                h, k = chunk.data, len(chunk.data)
+                h, k = chunk._data, len(chunk._data)
                 parts = []
                 for t0 in range(0, samples, per_pass):
                     t = min(per_pass, samples - t0)
                     out = Tensor(np.ascontiguousarray(np.broadcast_to(h, (t, *h.shape)).reshape(t * k, *h.shape[1:])))
                     for m in rest:
                         out = m(out)
-                    logits = out.data
+                    logits = out._data
                     parts.append(_softmax(logits.reshape(t, k, logits.shape[-1])))
                 probs.append(np.concatenate(parts, axis=0))
     finally:

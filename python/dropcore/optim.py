@@ -39,13 +39,13 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.data[...] = 0
+                    p.grad._data[...] = 0
 
     def _params_with_grad(self):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    yield group, p, p.grad.data, self.state.setdefault(id(p), {})
+                    yield group, p, p.grad._data, self.state.setdefault(id(p), {})
 
     def step(self) -> None:
         raise NotImplementedError
@@ -79,17 +79,17 @@ class SGD(Optimizer):
         for group, p, grad, state in self._params_with_grad():
             g = -grad if group["maximize"] else grad
             if group["weight_decay"]:
-                g = g + group["weight_decay"] * p.data
+                g = g + group["weight_decay"] * p._data
             mu = group["momentum"]
             if mu:
                 buf = state.get("momentum_buffer")
                 if buf is None:
-                    buf = state["momentum_buffer"] = np.array(g, dtype=p.data.dtype, copy=True)
+                    buf = state["momentum_buffer"] = np.array(g, dtype=p._data.dtype, copy=True)
                 else:
                     buf *= mu
                     buf += (1 - group["dampening"]) * g
                 g = g + mu * buf if group["nesterov"] else buf
-            p.data -= p.data.dtype.type(group["lr"]) * g
+            p._data -= p._data.dtype.type(group["lr"]) * g
 
 
 class Adam(Optimizer):
@@ -114,15 +114,15 @@ class Adam(Optimizer):
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             if wd:
                 if self._decoupled:
-                    p.data *= p.data.dtype.type(1 - lr * wd)
+                    p._data *= p._data.dtype.type(1 - lr * wd)
                 else:
-                    g = g + wd * p.data
+                    g = g + wd * p._data
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = np.zeros_like(p.data)
-                state["exp_avg_sq"] = np.zeros_like(p.data)
+                state["exp_avg"] = np.zeros_like(p._data)
+                state["exp_avg_sq"] = np.zeros_like(p._data)
                 if group["amsgrad"]:
-                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                    state["max_exp_avg_sq"] = np.zeros_like(p._data)
             state["step"] += 1
             t = state["step"]
             m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -137,7 +137,7 @@ class Adam(Optimizer):
                 denom = np.sqrt(state["max_exp_avg_sq"]) / bc2_sqrt + eps
             else:
                 denom = np.sqrt(v) / bc2_sqrt + eps
-            p.data -= (p.data.dtype.type(lr / bc1) * m / denom).astype(p.data.dtype, copy=False)
+            p._data -= (p._data.dtype.type(lr / bc1) * m / denom).astype(p._data.dtype, copy=False)
 
 
 class AdamW(Adam):

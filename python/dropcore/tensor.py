@@ -1,130 +1,227 @@
-"""Tensor: a NumPy array with a recorded graph, in the spirit of micrograd.
+"""Tensor and its autograd engine, in the spirit of micrograd, over NumPy arrays.
 
-Each operation builds its output with :func:`_make_op`, which records the parents
-and a ``_backward`` closure mapping the output's gradient to one gradient per parent.
-:meth:`Tensor.backward` sorts the graph topologically and walks it in reverse,
-summing gradients; only leaves that require grad get ``.grad`` (accumulated across
-calls, as in PyTorch). Elementwise work is NumPy's or the Rust engine's: no Python
-loops over elements.
+Every operation builds its output with :func:`_make_op`, which (when grad mode is on
+and an input requires grad) attaches a :class:`Node` - the output's ``grad_fn`` - with a
+``backward`` closure that maps the output's gradient to one gradient per input, and
+edges (``next_functions``) to the inputs' nodes. :meth:`Tensor.backward` sorts the
+nodes topologically and walks them in reverse, summing gradients; leaves that require
+grad collect theirs through an ``AccumulateGrad`` node into ``.grad`` (accumulated
+across calls, as in PyTorch).
+
+Storage and versions. A Tensor holds a NumPy array (``_data``; package-internal code
+reads it directly, users get ``.numpy()`` or ``.data``). Views share their base's
+version counter; every in-place write bumps it, and a node that saved a tensor for
+backward checks the version first, so a gradient is never computed from overwritten
+values (PyTorch's "modified by an inplace operation" error instead).
+
+The operations themselves live one kind per module - :mod:`._ops_elementwise`
+(pointwise maths and reductions), :mod:`._ops_shape` (shape, indexing, joining),
+:mod:`._creation` (factories, random) - each written once as a function with its
+backward beside it and bound here as a method.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from typing import Any, Callable, Iterable, Sequence
+import weakref
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = [
-    "Tensor",
-    "tensor",
-    "from_numpy",
-    "zeros",
-    "ones",
-    "full",
-    "zeros_like",
-    "ones_like",
-    "rand",
-    "randn",
-    "arange",
-    "cat",
-    "stack",
-    "no_grad",
-    "enable_grad",
-    "is_grad_enabled",
-    "set_grad_enabled",
-    "float32",
-    "float64",
-    "get_default_dtype",
-    "set_default_dtype",
-]
+from . import _dtypes as D
+from . import _grad_mode as GM
+from ._device import check_device, device
 
-float32 = np.float32
-float64 = np.float64
-_default_dtype = np.dtype(np.float32)
+__all__ = ["Tensor", "is_tensor", "numel"]
 
 Backward = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
 
 
-# ----------------------------------------------------------------------------- grad mode
-class _GradMode(threading.local):
-    enabled = True
+# ----------------------------------------------------------------------------- graph nodes
+class Node:
+    """A recorded operation: a tensor's ``grad_fn``.
+
+    ``name()`` is PyTorch's node name (``"MulBackward0"``); ``next_functions`` holds one
+    ``(node, 0)`` pair per input (``node`` is ``None`` for inputs that need no gradient).
+    """
+
+    __slots__ = ("_name", "_backward", "next_functions", "_saved", "_dtype", "_retained", "__weakref__")
+
+    def __init__(self, name: str, backward: Backward | None, next_functions: tuple, saved: tuple, dtype) -> None:
+        self._name = name
+        self._backward = backward
+        self.next_functions = next_functions
+        self._saved = saved  # ((version box, version, shape, dtype, producer), ...)
+        self._dtype = dtype
+        self._retained = None  # weakref to a non-leaf tensor that called retain_grad()
+
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<{self._name} object at {hex(id(self))}>"
+
+    def _check_saved(self) -> None:
+        for box, version, shape, dtype, producer in self._saved:
+            if box[0] != version:
+                what = f"output 0 of {producer}" if producer else "a leaf"
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an "
+                    f"inplace operation: [dropcore.{D.pytorch_name(dtype)}Tensor {list(shape)}], which is "
+                    f"{what}, is at version {box[0]}; expected version {version} instead. Hint: the "
+                    "operation that saved it must see it unchanged; clone() it before changing it in place."
+                )
 
 
-_grad_mode = _GradMode()
+class AccumulateGrad(Node):
+    """The node of a leaf that requires grad: adds the incoming gradient to ``variable.grad``."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable: "Tensor") -> None:
+        super().__init__("AccumulateGrad", None, (), (), variable._data.dtype)
+        self.variable = variable
 
 
-def is_grad_enabled() -> bool:
-    return _grad_mode.enabled
+def _freed_backward(g):
+    raise RuntimeError(
+        "Trying to backward through the graph a second time (or directly access saved tensors after "
+        "they have already been freed); specify retain_graph=True if you need to backward through it again"
+    )
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Context manager / decorator that sets grad mode (thread-local, as in PyTorch)."""
-
-    def __init__(self, mode: bool) -> None:
-        self.mode = bool(mode)
-        self.prev = _grad_mode.enabled
-        _grad_mode.enabled = self.mode
-
-    def __enter__(self) -> "set_grad_enabled":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        _grad_mode.enabled = self.prev
+def _edge(t: "Tensor") -> Node | None:
+    if t.grad_fn is not None:
+        return t.grad_fn
+    if t._requires_grad:
+        acc = t._accumulator
+        if acc is None:
+            acc = t._accumulator = AccumulateGrad(t)
+        return acc
+    return None
 
 
-class _GradModeContext(contextlib.ContextDecorator):
-    """Sets grad mode to ``_mode`` inside a ``with`` block or a decorated function."""
+def _make_op(
+    data: np.ndarray,
+    parents: tuple["Tensor", ...],
+    backward: Backward,
+    op: str,
+    saved: tuple["Tensor", ...] | None = None,
+    saves_output: bool = False,
+    view_of: "Tensor | None" = None,
+) -> "Tensor":
+    """The output of an operation; records a node when grad mode is on and an input needs it.
 
-    _mode = True
+    ``backward(g)`` receives the output's gradient (an array of ``data``'s shape) and
+    returns one gradient per parent, in that parent's shape (``None`` skips it).
+    ``saved`` are the inputs whose values backward reads (all parents if omitted);
+    ``saves_output`` says backward reads the output; both are version-checked.
+    ``view_of``: the output may share memory with this input (a view), so it shares the
+    input's version counter.
+    """
+    out = Tensor.__new__(Tensor)
+    out._data = data
+    out.grad = None
+    out._requires_grad = False
+    out.grad_fn = None
+    out._accumulator = None
+    out._base = None
+    if view_of is not None and np.may_share_memory(data, view_of._data):
+        out._vbox = view_of._vbox
+        out._base = view_of._base if view_of._base is not None else view_of
+    else:
+        out._vbox = [0]
+    if GM._state.enabled:
+        for p in parents:
+            if p.grad_fn is not None or p._requires_grad:
+                break
+        else:
+            return out
+        rec = tuple(
+            (t._vbox, t._vbox[0], t._data.shape, t._data.dtype, t.grad_fn._name if t.grad_fn is not None else "")
+            for t in (parents if saved is None else saved)
+        )
+        if saves_output:
+            rec += ((out._vbox, out._vbox[0], data.shape, data.dtype, op),)
+        out.grad_fn = Node(op, backward, tuple((_edge(p), 0) for p in parents), rec, data.dtype)
+    return out
 
-    def __enter__(self):
-        self.prev = _grad_mode.enabled
-        _grad_mode.enabled = self._mode
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        _grad_mode.enabled = self.prev
-
-
-class no_grad(_GradModeContext):
-    """Disable graph recording: ``with dropcore.no_grad(): ...`` or ``@dropcore.no_grad()``."""
-
-    _mode = False
-
-
-class enable_grad(_GradModeContext):
-    """Enable graph recording inside a ``no_grad`` region."""
-
-    _mode = True
-
-
-def get_default_dtype():
-    return _default_dtype.type
+def _topological_order(root: Node) -> list[Node]:
+    """Nodes reachable from ``root``, each before every node it feeds (iterative DFS)."""
+    order: list[Node] = []
+    seen: set[int] = {id(root)}
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        for nxt, _ in node.next_functions:
+            if nxt is not None and id(nxt) not in seen:
+                seen.add(id(nxt))
+                stack.append((nxt, False))
+    order.reverse()
+    return order
 
 
-def set_default_dtype(dtype) -> None:
-    global _default_dtype
-    d = np.dtype(dtype)
-    if d not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"only float32 and float64 are supported as default dtype, but got {d}")
-    _default_dtype = d
+def _run_backward(root: Node, g0: np.ndarray, retain_graph: bool) -> None:
+    grads: dict[Node, np.ndarray] = {root: g0}
+    handed_out: set[int] = {id(g0)}  # arrays a .grad or the caller may hold
+    for node in _topological_order(root):
+        g = grads.pop(node, None)
+        if g is None:
+            continue
+        if type(node) is AccumulateGrad:
+            node.variable._accumulate(g, handed_out)
+            continue
+        if node._retained is not None:
+            t = node._retained()
+            if t is not None:
+                t._accumulate(g, handed_out)
+        if node._backward is None:
+            _freed_backward(g)
+        node._check_saved()
+        if g.dtype != node._dtype:
+            g = g.astype(node._dtype)
+        parent_grads = node._backward(g)
+        for (nxt, _), pg in zip(node.next_functions, parent_grads):
+            if nxt is None or pg is None:
+                continue
+            if nxt in grads:
+                grads[nxt] = grads[nxt] + pg
+            else:
+                grads[nxt] = pg
+        if not retain_graph and node._saved:
+            node._backward = None
 
 
 # ----------------------------------------------------------------------------- helpers
 def _as_array(x: Any, dtype=None) -> np.ndarray:
-    """A Tensor's data, or ``x`` as an array (Python floats become the default dtype)."""
+    """A Tensor's array, or ``x`` as an array (Python floats become the default dtype)."""
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if isinstance(x, np.ndarray):
         return x if dtype is None else x.astype(dtype, copy=False)
     arr = np.asarray(x)
     if dtype is not None:
         return arr.astype(dtype, copy=False)
     if arr.dtype == np.float64 and not isinstance(x, np.floating):
-        arr = arr.astype(_default_dtype)
+        arr = arr.astype(D.default_np())
     return arr
+
+
+def _wrap(arr: np.ndarray) -> "Tensor":
+    """A leaf Tensor around ``arr`` (no copy, no checks): the fast constructor for results."""
+    t = Tensor.__new__(Tensor)
+    t._data = arr
+    t._vbox = [0]
+    t.grad = None
+    t._requires_grad = False
+    t.grad_fn = None
+    t._accumulator = None
+    t._base = None
+    return t
 
 
 def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -140,127 +237,165 @@ def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return g.reshape(shape)
 
 
-def _operand(other: Any, like: np.ndarray) -> "Tensor":
-    """``other`` as a Tensor; Python scalars take ``like``'s dtype (never upcast)."""
-    if isinstance(other, Tensor):
-        return other
-    if isinstance(other, (bool, int, float)):
-        return Tensor(np.asarray(other, dtype=like.dtype if like.dtype.kind == "f" else None))
-    return Tensor(np.asarray(other))
-
-
-def _make_op(data: np.ndarray, parents: tuple["Tensor", ...], backward: Backward, op: str) -> "Tensor":
-    """The output of an operation; records the graph when grad mode is on and a parent needs it.
-
-    ``backward(g)`` receives the output's gradient (an array of ``data``'s shape) and
-    returns one gradient per parent, already in that parent's shape (``None`` skips it).
-    """
-    out = Tensor(data)
-    if _grad_mode.enabled and any(p.requires_grad for p in parents):
-        out.requires_grad = True
-        out._prev = parents
-        out._backward = backward
-        out._op = op
-    return out
-
-
 def _dim_tuple(dim, ndim: int):
+    """``dim`` (an int, a sequence, or None for all) as a tuple of non-negative axes."""
     if dim is None:
         return None
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    return tuple(d % ndim if ndim else d for d in dims)
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    out = []
+    for d in dims:
+        n = max(ndim, 1)
+        if not -n <= d < n:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {d})")
+        out.append(int(d) % n if ndim else 0)
+    return tuple(out)
+
+
+def _sizes(size: tuple) -> tuple[int, ...]:
+    """``(2, 3)`` or ``((2, 3),)`` as a shape tuple."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        return tuple(int(n) for n in size[0])
+    return tuple(int(n) for n in size)
 
 
 # ----------------------------------------------------------------------------- Tensor
 class Tensor:
-    """A float32/float64 (or integer, for labels) array with autograd.
+    """A multi-dimensional array with autograd, PyTorch's ``torch.Tensor`` over NumPy.
+
+    ``Tensor(ndarray)`` wraps the array without a copy, keeping its dtype. As in
+    PyTorch, ``Tensor(2, 3)`` is an uninitialised float tensor of shape (2, 3) and
+    ``Tensor([1, 2])`` a float tensor holding those values (use :func:`dropcore.tensor`
+    to infer the dtype).
 
     Args:
-        data: an ``np.ndarray`` (wrapped without a copy) or anything ``np.asarray`` takes.
+        *args: an ndarray, a Tensor, a (nested) sequence, or sizes.
         requires_grad: record operations on this tensor for :meth:`backward`.
+        dtype: store as this dtype.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_prev", "_backward", "_op", "_retain", "__weakref__")
+    __slots__ = ("_data", "_vbox", "grad", "_requires_grad", "grad_fn", "_accumulator", "_base", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor -> Tensor's reflected op
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype=None) -> None:
-        arr = _as_array(data, dtype)
-        self.data: np.ndarray = arr
+    def __init__(self, *args: Any, requires_grad: bool = False, dtype=None, device=None) -> None:
+        check_device(device)
+        if len(args) == 1 and not (isinstance(args[0], int) and not isinstance(args[0], bool)):
+            data = args[0]
+            if isinstance(data, Tensor):
+                arr = data._data if dtype is None else data._data.astype(D.np_dtype(dtype), copy=False)
+            elif isinstance(data, (np.ndarray, np.generic)):
+                arr = np.asarray(data) if dtype is None else np.asarray(data, dtype=D.np_dtype(dtype))
+            else:
+                if isinstance(data, (float, int)):
+                    raise TypeError(f"new(): data must be a sequence (got {type(data).__name__})")
+                arr = np.array(data, dtype=D.np_dtype(dtype) if dtype is not None else D.default_np())
+        else:
+            if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in args):
+                raise TypeError(f"Tensor() takes an array, a sequence or sizes, but got {args!r}")
+            arr = np.empty(tuple(int(n) for n in args), D.np_dtype(dtype) if dtype is not None else D.default_np())
+        D.check_storable(arr.dtype)
+        self._data: np.ndarray = arr
+        self._vbox = [0]
         self.grad: Tensor | None = None
-        self.requires_grad = False
-        self._prev: tuple[Tensor, ...] = ()
-        self._backward: Backward | None = None
-        self._op = ""
-        self._retain = False
+        self._requires_grad = False
+        self.grad_fn: Node | None = None
+        self._accumulator: AccumulateGrad | None = None
+        self._base: Tensor | None = None
         if requires_grad:
             self.requires_grad_(True)
+
+    # -- storage
+    @property
+    def data(self) -> "Tensor":
+        """The same storage as a Tensor cut from the graph; changes to it are not tracked."""
+        return _wrap(self._data)
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__}")
+        self._data = value._data
+        self._vbox[0] += 1
+
+    @property
+    def _version(self) -> int:
+        return self._vbox[0]
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The NumPy array behind this tensor (shared memory, no copy)."""
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
 
     # -- basic properties
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
-    def dtype(self):
-        return self.data.dtype
+    def dtype(self) -> D.dtype:
+        return D.to_dtype(self._data.dtype)
+
+    @property
+    def device(self) -> device:
+        return device("cpu")
+
+    is_cuda = False
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
-
-    @property
-    def T(self) -> "Tensor":
-        return self.permute(*reversed(range(self.ndim)))
+        return self._data.ndim
 
     @property
     def is_leaf(self) -> bool:
-        return self._backward is None
+        return self.grad_fn is None
 
     @property
-    def grad_fn(self) -> str | None:
-        return self._op or None
+    def requires_grad(self) -> bool:
+        return self._requires_grad or self.grad_fn is not None
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
 
     def size(self, dim: int | None = None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        if dim is None:
+            return self._data.shape
+        return self._data.shape[_dim_tuple(dim, self._data.ndim)[0]]
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
+
+    ndimension = dim
 
     def numel(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self._data.itemsize
 
     def __len__(self) -> int:
-        return len(self.data)
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self._data)
 
-    def numpy(self) -> np.ndarray:
-        if self.requires_grad:
-            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        return self.data
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self._data)))
 
-    def item(self) -> float:
-        if self.data.size != 1:
-            raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
-        return self.data.reshape(()).item()
+    # -- conversions to Python
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._data.reshape(()).item()
 
     def tolist(self):
-        return self.data.tolist()
-
-    def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
-        extra = ""
-        if self.data.dtype != _default_dtype and self.data.dtype.kind == "f":
-            extra += f", dtype=dropcore.{self.data.dtype}"
-        if self._op:
-            extra += f", grad_fn=<{self._op}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
-
-    def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
-
-    def __bool__(self) -> bool:
-        return bool(self.data)
+        return self._data.tolist()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -268,547 +403,265 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.item())
 
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._data.reshape(()).item())
+
+    def __format__(self, spec: str) -> str:
+        if self._data.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __array__(self, dtype=None, copy=None):
+        if copy:
+            return np.array(self._data, dtype=dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+
     def __hash__(self) -> int:
         return id(self)
 
+    def __repr__(self) -> str:
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
+        extra = ""
+        dt = self._data.dtype
+        if self._data.size == 0:
+            extra += f", size={tuple(self._data.shape)}"
+        if (dt.kind == "f" and dt != D.default_np()) or (dt.kind in "iu" and dt != np.int64):
+            extra += f", dtype={D.to_dtype(dt)}"
+        if self.grad_fn is not None:
+            extra += f", grad_fn=<{self.grad_fn._name}>"
+        elif self._requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    # -- dtype and device
+    def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other)``; ``copy=`` forces a copy."""
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        dtype = kwargs.pop("dtype", None)
+        dev = kwargs.pop("device", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, (str, device)):
+                dev = a
+            elif isinstance(a, bool):
+                continue  # non_blocking
+            else:
+                dtype = a
+        check_device(dev)
+        if dtype is None:
+            return self.clone() if copy else self
+        d = D.np_dtype(dtype)
+        if d == self._data.dtype:
+            return self.clone() if copy else self
+        src = self._data.dtype
+        return _make_op(self._data.astype(d), (self,), lambda g: (g.astype(src),), "ToCopyBackward0", saved=())
+
+    def type(self, dtype=None):
+        """The type name (no argument) or this tensor converted to ``dtype``."""
+        if dtype is None:
+            return f"dropcore.{D.pytorch_name(self._data.dtype)}Tensor"
+        return self.to(dtype)
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return self.to(other.dtype)
+
+    def float(self) -> "Tensor":
+        return self.to(D.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(D.float64)
+
+    def half(self) -> "Tensor":
+        return self.to(D.float16)
+
+    def long(self) -> "Tensor":
+        return self.to(D.int64)
+
+    def int(self) -> "Tensor":
+        return self.to(D.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(D.bool)
+
+    def cpu(self) -> "Tensor":
+        return self
+
+    def cuda(self, *args: Any, **kwargs: Any) -> "Tensor":
+        check_device("cuda")
+        return self  # not reached: check_device raises
+
     # -- autograd
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.data.dtype.kind != "f":
+        if self.grad_fn is not None:
+            if not requires_grad:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want to use a computed "
+                    "variable in a subgraph that doesn't require differentiation use var_no_grad = var.detach()."
+                )
+            return self
+        if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
-        if not self.is_leaf and not requires_grad:
-            raise RuntimeError("you can only change requires_grad flags of leaf variables")
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
 
     def retain_grad(self) -> "Tensor":
         """Keep ``.grad`` on this non-leaf tensor after backward."""
-        self._retain = True
+        if self.grad_fn is None:
+            if not self._requires_grad:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return self
+        self.grad_fn._retained = weakref.ref(self)
         return self
+
+    @property
+    def retains_grad(self) -> bool:
+        return self.grad_fn is not None and self.grad_fn._retained is not None
 
     def detach(self) -> "Tensor":
-        """The same data, cut from the graph."""
-        return Tensor(self.data)
+        """The same storage, cut from the graph (in-place changes are still seen by autograd)."""
+        t = _wrap(self._data)
+        t._vbox = self._vbox
+        return t
 
     def detach_(self) -> "Tensor":
-        self._prev, self._backward, self._op, self.requires_grad = (), None, "", False
+        self.grad_fn = None
+        self._requires_grad = False
         return self
 
-    def clone(self) -> "Tensor":
-        return _make_op(self.data.copy(), (self,), lambda g: (g,), "CloneBackward")
-
-    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
 
         Args:
             gradient: d(loss)/d(self); may be omitted for a one-element tensor.
             retain_graph: keep the graph so backward can run through it again.
+            create_graph: not supported (no higher-order gradients); must be False.
         """
+        if create_graph:
+            raise NotImplementedError("dropcore does not record the backward pass (create_graph=True)")
         if not self.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g0 = np.ones_like(self.data)
+            g0 = np.ones_like(self._data)
         else:
-            g0 = _as_array(gradient).astype(self.data.dtype, copy=False)
-            if g0.shape != self.data.shape:
-                raise ValueError(f"gradient has shape {g0.shape} but the tensor has shape {self.data.shape}")
-        order = self._topological_order()
-        grads: dict[int, np.ndarray] = {id(self): g0}
-        handed_out: set[int] = {id(g0)}  # arrays some .grad may already hold
-        for node in order:
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            if node._backward is None or node._retain:
-                node._accumulate(g, handed_out)
-                if node._backward is None:
-                    continue
-            parent_grads = node._backward(g)
-            for parent, pg in zip(node._prev, parent_grads):
-                if pg is None or not parent.requires_grad:
-                    continue
-                key = id(parent)
-                if key in grads:
-                    grads[key] = grads[key] + pg
-                else:
-                    grads[key] = pg
-            if not retain_graph:
-                node._backward = _freed_backward
-        return None
+            g0 = _as_array(gradient).astype(self._data.dtype, copy=False)
+            if g0.shape != self._data.shape:
+                raise RuntimeError(
+                    f"Mismatch in shape: grad_output[0] has a shape of {list(g0.shape)} and output[0] has a "
+                    f"shape of {list(self._data.shape)}."
+                )
+        _run_backward(_edge(self), g0, bool(retain_graph))
 
     def _accumulate(self, g: np.ndarray, handed_out: set[int]) -> None:
-        g = np.asarray(g, dtype=self.data.dtype)
-        if g.shape != self.data.shape:
-            g = g.reshape(self.data.shape)
+        g = np.asarray(g, dtype=self._data.dtype)
+        if g.shape != self._data.shape:
+            g = np.broadcast_to(g, self._data.shape)
         if self.grad is None:
             # Keep a fresh gradient array as it is; copy one that is a view or that
             # another .grad (or the caller) may hold, so no two .grad share memory.
-            if g.base is not None or id(g) in handed_out:
+            if g.base is not None or id(g) in handed_out or not g.flags.writeable:
                 g = g.copy()
             handed_out.add(id(g))
-            self.grad = Tensor(g)
+            self.grad = _wrap(g)
         else:
-            self.grad = Tensor(self.grad.data + g)
+            self.grad._data += g
+            self.grad._vbox[0] += 1
 
-    def _topological_order(self) -> list["Tensor"]:
-        """Nodes reachable from self, each after every node that uses it (iterative DFS)."""
-        order: list[Tensor] = []
-        seen: set[int] = set()
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            for p in node._prev:
-                if p.requires_grad and id(p) not in seen:
-                    stack.append((p, False))
-        order.reverse()
-        return order
-
-    # -- arithmetic (broadcasting, gradients summed back to each operand's shape)
-    def __add__(self, other: Any) -> "Tensor":
-        o = _operand(other, self.data)
-        a, b = self.data, o.data
-        return _make_op(a + b, (self, o), lambda g: (_unbroadcast(g, a.shape), _unbroadcast(g, b.shape)), "AddBackward0")
-
-    __radd__ = __add__
-
-    def __sub__(self, other: Any) -> "Tensor":
-        o = _operand(other, self.data)
-        a, b = self.data, o.data
-        return _make_op(a - b, (self, o), lambda g: (_unbroadcast(g, a.shape), _unbroadcast(-g, b.shape)), "SubBackward0")
-
-    def __rsub__(self, other: Any) -> "Tensor":
-        return _operand(other, self.data) - self
-
-    def __mul__(self, other: Any) -> "Tensor":
-        o = _operand(other, self.data)
-        a, b = self.data, o.data
-        return _make_op(
-            a * b, (self, o), lambda g: (_unbroadcast(g * b, a.shape), _unbroadcast(g * a, b.shape)), "MulBackward0"
-        )
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other: Any) -> "Tensor":
-        o = _operand(other, self.data)
-        a, b = self.data, o.data
-        return _make_op(
-            a / b,
-            (self, o),
-            lambda g: (_unbroadcast(g / b, a.shape), _unbroadcast(-g * a / (b * b), b.shape)),
-            "DivBackward0",
-        )
-
-    def __rtruediv__(self, other: Any) -> "Tensor":
-        return _operand(other, self.data) / self
-
-    def __neg__(self) -> "Tensor":
-        return _make_op(-self.data, (self,), lambda g: (-g,), "NegBackward0")
-
-    def __pos__(self) -> "Tensor":
-        return self
-
-    def __pow__(self, exponent: Any) -> "Tensor":
-        a = self.data
-        if isinstance(exponent, Tensor):
-            e = exponent.data
-            out = a**e
-            return _make_op(
-                out,
-                (self, exponent),
-                lambda g: (
-                    _unbroadcast(g * e * a ** (e - 1), a.shape),
-                    _unbroadcast(g * out * np.log(np.where(a > 0, a, 1)), e.shape),
-                ),
-                "PowBackward1",
+    # -- in-place machinery
+    def _check_inplace(self) -> None:
+        """PyTorch's refusals for an in-place write while grad mode records."""
+        if not GM._state.enabled:
+            return
+        if self.grad_fn is None and self._requires_grad:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        base = self._base
+        if base is not None and base.requires_grad:
+            if base.grad_fn is None:
+                raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+            raise RuntimeError(
+                "dropcore does not record in-place operations on a view of a tensor that requires grad; "
+                "write the result out of place (e.g. with dropcore.where) or clone() first"
             )
-        e = exponent
-        return _make_op(a**e, (self,), lambda g: (g * e * a ** (e - 1),), "PowBackward0")
 
-    def __rpow__(self, base: Any) -> "Tensor":
-        return _operand(base, self.data) ** self
+    def _inplace_from(self, compute: Callable[["Tensor"], "Tensor"], others: tuple = ()) -> "Tensor":
+        """Run ``compute(self)`` out of place and write the result into this tensor's storage.
 
-    def __matmul__(self, other: Any) -> "Tensor":
-        o = _operand(other, self.data)
-        a, b = self.data, o.data
-
-        def backward(g):
-            # 1-D operands act as a row (left) or a column (right), as in np.matmul.
-            a2 = a[None, :] if a.ndim == 1 else a
-            b2 = b[:, None] if b.ndim == 1 else b
-            g2 = np.expand_dims(g, -2) if a.ndim == 1 else g
-            g2 = np.expand_dims(g2, -1) if b.ndim == 1 else g2
-            ga = _unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-            gb = _unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
-            return ga, gb
-
-        return _make_op(a @ b, (self, o), backward, "MmBackward0")
-
-    def __rmatmul__(self, other: Any) -> "Tensor":
-        return _operand(other, self.data) @ self
-
-    # -- comparisons (no gradient)
-    def _cmp(self, other: Any, fn) -> "Tensor":
-        return Tensor(fn(self.data, _as_array(other)))
-
-    def __eq__(self, other: Any) -> "Tensor":  # type: ignore[override]
-        return self._cmp(other, np.equal)
-
-    def __ne__(self, other: Any) -> "Tensor":  # type: ignore[override]
-        return self._cmp(other, np.not_equal)
-
-    def __lt__(self, other: Any) -> "Tensor":
-        return self._cmp(other, np.less)
-
-    def __le__(self, other: Any) -> "Tensor":
-        return self._cmp(other, np.less_equal)
-
-    def __gt__(self, other: Any) -> "Tensor":
-        return self._cmp(other, np.greater)
-
-    def __ge__(self, other: Any) -> "Tensor":
-        return self._cmp(other, np.greater_equal)
-
-    # -- reductions
-    def sum(self, dim=None, keepdim: bool = False) -> "Tensor":
-        a = self.data
-        axes = _dim_tuple(dim, a.ndim)
-        out = a.sum(axis=axes, keepdims=keepdim)
-
-        def backward(g):
-            if axes is not None and not keepdim:
-                g = np.expand_dims(g, axes)
-            return (np.broadcast_to(g, a.shape).copy(),)
-
-        return _make_op(np.asarray(out, dtype=a.dtype), (self,), backward, "SumBackward0")
-
-    def mean(self, dim=None, keepdim: bool = False) -> "Tensor":
-        a = self.data
-        axes = _dim_tuple(dim, a.ndim)
-        count = a.size if axes is None else int(np.prod([a.shape[d] for d in axes]))
-        return self.sum(dim, keepdim) * (1.0 / max(count, 1))
-
-    def max(self, dim: int | None = None, keepdim: bool = False):
-        """Max over everything (a Tensor), or over ``dim``: ``(values, indices)`` like PyTorch."""
-        a = self.data
-        if dim is None:
-            idx = int(np.argmax(a))
-
-            def backward_all(g):
-                out = np.zeros_like(a)
-                out.flat[idx] = g
-                return (out,)
-
-            return _make_op(np.asarray(a.flat[idx]), (self,), backward_all, "MaxBackward1")
-        d = dim % a.ndim
-        idx = np.argmax(a, axis=d)
-        vals = np.take_along_axis(a, np.expand_dims(idx, d), axis=d)
-
-        def backward(g):
-            out = np.zeros_like(a)
-            gi = g if keepdim else np.expand_dims(g, d)
-            np.put_along_axis(out, np.expand_dims(idx, d), gi, axis=d)
-            return (out,)
-
-        values = _make_op(vals if keepdim else vals.squeeze(d), (self,), backward, "MaxBackward0")
-        indices = Tensor(idx if not keepdim else np.expand_dims(idx, d))
-        return values, indices
-
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
-        if dim is None:
-            return Tensor(np.asarray(np.argmax(self.data)))
-        r = np.argmax(self.data, axis=dim)
-        return Tensor(np.expand_dims(r, dim) if keepdim else r)
-
-    def norm(self, p: float = 2, dim=None, keepdim: bool = False) -> "Tensor":
-        """The p-norm over ``dim`` (all elements by default); p = 2 is the Euclidean norm."""
-        a = self.data
-        axes = _dim_tuple(dim, a.ndim)
-        if p == 2:
-            n = np.sqrt((a * a).sum(axis=axes, keepdims=True))
-        elif p == 1:
-            n = np.abs(a).sum(axis=axes, keepdims=True)
-        else:
-            n = (np.abs(a) ** p).sum(axis=axes, keepdims=True) ** (1.0 / p)
-
-        def backward(g):
-            gk = g.reshape(n.shape)  # g has the reduced shape; n kept the reduced axes
-            with np.errstate(invalid="ignore", divide="ignore"):
-                if p == 1:
-                    r = np.sign(a)
-                else:
-                    r = np.where(n > 0, np.sign(a) * np.abs(a) ** (p - 1) / n ** (p - 1), 0)
-            return ((gk * r).astype(a.dtype, copy=False),)
-
-        out = n if keepdim else (n.reshape(()) if axes is None else n.squeeze(axes))
-        return _make_op(np.asarray(out, dtype=a.dtype), (self,), backward, "NormBackward1")
-
-    # -- shape
-    def reshape(self, *shape) -> "Tensor":
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        a = self.data
-        return _make_op(a.reshape(shape), (self,), lambda g: (g.reshape(a.shape),), "ViewBackward0")
-
-    view = reshape
-
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
-        shape = self.data.shape
-        if not shape:
-            return self.reshape(1)
-        s, e = start_dim % len(shape), end_dim % len(shape)
-        new = shape[:s] + (int(np.prod(shape[s : e + 1])),) + shape[e + 1 :]
-        return self.reshape(new)
-
-    def permute(self, *dims) -> "Tensor":
-        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-        inv = np.argsort(dims)
-        return _make_op(np.transpose(self.data, dims), (self,), lambda g: (np.transpose(g, inv),), "PermuteBackward0")
-
-    def transpose(self, dim0: int, dim1: int) -> "Tensor":
-        dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-        return self.permute(*dims)
-
-    def t(self) -> "Tensor":
-        return self.transpose(0, 1) if self.ndim == 2 else self
-
-    def unsqueeze(self, dim: int) -> "Tensor":
-        d = dim if dim >= 0 else dim + self.ndim + 1
-        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
-
-    def squeeze(self, dim: int | None = None) -> "Tensor":
-        if dim is None:
-            return self.reshape(tuple(n for n in self.shape if n != 1))
-        d = dim % max(self.ndim, 1)
-        if self.ndim and self.shape[d] == 1:
-            return self.reshape(self.shape[:d] + self.shape[d + 1 :])
-        return self
-
-    def expand(self, *shape) -> "Tensor":
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        a = self.data
-        shape = tuple(a.shape[i - (len(shape) - a.ndim)] if n == -1 else n for i, n in enumerate(shape))
-        return _make_op(np.broadcast_to(a, shape), (self,), lambda g: (_unbroadcast(g, a.shape),), "ExpandBackward0")
-
-    def contiguous(self) -> "Tensor":
-        return self
-
-    def __getitem__(self, index) -> "Tensor":
-        if isinstance(index, Tensor):
-            index = index.data
-        elif isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        a = self.data
-
-        def backward(g):
-            out = np.zeros_like(a)
-            np.add.at(out, index, g)
-            return (out,)
-
-        return _make_op(np.asarray(a[index]), (self,), backward, "IndexBackward0")
-
-    # -- elementwise functions
-    def exp(self) -> "Tensor":
-        out = np.exp(self.data)
-        return _make_op(out, (self,), lambda g: (g * out,), "ExpBackward0")
-
-    def log(self) -> "Tensor":
-        a = self.data
-        return _make_op(np.log(a), (self,), lambda g: (g / a,), "LogBackward0")
-
-    def sqrt(self) -> "Tensor":
-        out = np.sqrt(self.data)
-        return _make_op(out, (self,), lambda g: (g / (2 * out),), "SqrtBackward0")
-
-    def abs(self) -> "Tensor":
-        a = self.data
-        return _make_op(np.abs(a), (self,), lambda g: (g * np.sign(a),), "AbsBackward0")
-
-    def relu(self) -> "Tensor":
-        a = self.data
-        return _make_op(np.maximum(a, 0), (self,), lambda g: (np.where(a > 0, g, 0).astype(g.dtype, copy=False),), "ReluBackward0")
-
-    def sigmoid(self) -> "Tensor":
-        a = self.data
-        out = np.where(a >= 0, 1 / (1 + np.exp(-np.abs(a))), np.exp(-np.abs(a)) / (1 + np.exp(-np.abs(a)))).astype(a.dtype)
-        return _make_op(out, (self,), lambda g: (g * out * (1 - out),), "SigmoidBackward0")
-
-    def tanh(self) -> "Tensor":
-        out = np.tanh(self.data)
-        return _make_op(out, (self,), lambda g: (g * (1 - out * out),), "TanhBackward0")
-
-    def clamp(self, min=None, max=None) -> "Tensor":
-        a = self.data
-        out = np.clip(a, min, max)
-        inside = np.ones(a.shape, bool)
-        if min is not None:
-            inside &= a >= min
-        if max is not None:
-            inside &= a <= max
-        return _make_op(out, (self,), lambda g: (np.where(inside, g, 0).astype(g.dtype, copy=False),), "ClampBackward1")
-
-    def softmax(self, dim: int = -1) -> "Tensor":
-        a = self.data
-        z = np.exp(a - a.max(axis=dim, keepdims=True))
-        out = z / z.sum(axis=dim, keepdims=True)
-        return _make_op(
-            out, (self,), lambda g: (out * (g - (g * out).sum(axis=dim, keepdims=True)),), "SoftmaxBackward0"
+        When the op is recorded, it runs on a snapshot of the current values (so its
+        backward reads them, not the overwritten storage) and this tensor's ``grad_fn``
+        becomes the op's node; earlier users of the tensor keep their edges to the old node.
+        """
+        self._check_inplace()
+        recording = GM._state.enabled and (
+            self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)
         )
-
-    def log_softmax(self, dim: int = -1) -> "Tensor":
-        a = self.data
-        shifted = a - a.max(axis=dim, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
-        return _make_op(
-            out, (self,), lambda g: (g - np.exp(out) * g.sum(axis=dim, keepdims=True),), "LogSoftmaxBackward0"
-        )
-
-    # -- dtype
-    def to(self, dtype) -> "Tensor":
-        d = np.dtype(dtype)
-        if d == self.data.dtype:
-            return self
-        src = self.data.dtype
-        return _make_op(self.data.astype(d), (self,), lambda g: (g.astype(src),), "ToCopyBackward0")
-
-    def float(self) -> "Tensor":
-        return self.to(np.float32)
-
-    def double(self) -> "Tensor":
-        return self.to(np.float64)
-
-    def long(self) -> "Tensor":
-        return Tensor(self.data.astype(np.int64))
-
-    def type_as(self, other: "Tensor") -> "Tensor":
-        return self.to(other.dtype)
-
-    # -- in-place helpers used by optimizers and init (no graph)
-    def zero_(self) -> "Tensor":
-        self.data[...] = 0
+        src = self
+        if recording:
+            src = _wrap(self._data.copy())
+            src.grad_fn = self.grad_fn
+        result = compute(src)
+        self._write(result._data)
+        if recording and result.grad_fn is not None:
+            self.grad_fn = result.grad_fn
         return self
 
-    def fill_(self, value: float) -> "Tensor":
-        self.data[...] = value
-        return self
-
-    def copy_(self, src: Any) -> "Tensor":
-        self.data[...] = _as_array(src)
-        return self
-
-
-def _freed_backward(g):
-    raise RuntimeError(
-        "Trying to backward through the graph a second time; specify retain_graph=True "
-        "if you need to backward through it again"
-    )
-
-
-# ----------------------------------------------------------------------------- factories
-def _factory_dtype(dtype):
-    return np.dtype(dtype) if dtype is not None else _default_dtype
-
-
-def tensor(data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
-    """A new Tensor holding a copy of ``data`` (floats default to float32, as in PyTorch)."""
-    if isinstance(data, Tensor):
-        data = data.data
-    arr = np.array(data, dtype=dtype, copy=True)
-    if dtype is None and arr.dtype == np.float64 and not (isinstance(data, np.ndarray) and data.dtype == np.float64):
-        arr = arr.astype(_default_dtype)
-    return Tensor(arr, requires_grad=requires_grad)
+    def _write(self, values: np.ndarray) -> None:
+        """Copy ``values`` into the storage (broadcast, same-category cast) and bump the version."""
+        dst = self._data
+        if values.dtype != dst.dtype and D.promote_types(values.dtype, dst.dtype) != dst.dtype:
+            raise RuntimeError(
+                f"result type {D.pytorch_name(values.dtype)} can't be cast to the desired output type "
+                f"{D.pytorch_name(dst.dtype)}"
+            )
+        if values.shape != dst.shape:
+            try:
+                if np.broadcast_shapes(values.shape, dst.shape) != dst.shape:
+                    raise ValueError
+            except ValueError:
+                raise RuntimeError(
+                    f"output with shape {list(dst.shape)} doesn't match the broadcast shape "
+                    f"{list(np.broadcast_shapes(values.shape, dst.shape)) if _broadcastable(values.shape, dst.shape) else list(values.shape)}"
+                ) from None
+        if not dst.flags.writeable:
+            raise RuntimeError("the tensor's storage is a read-only NumPy array; clone() it first")
+        np.copyto(dst, values, casting="unsafe")
+        self._vbox[0] += 1
 
 
-def from_numpy(array: np.ndarray) -> Tensor:
-    """A Tensor sharing memory with ``array`` (no copy)."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"expected np.ndarray, but got {type(array).__name__}")
-    return Tensor(array)
+def _broadcastable(a, b) -> bool:
+    try:
+        np.broadcast_shapes(a, b)
+        return True
+    except ValueError:
+        return False
 
 
-def _shape(size) -> tuple[int, ...]:
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        return tuple(size[0])
-    return tuple(size)
+def is_tensor(obj: Any) -> bool:
+    """``True`` if ``obj`` is a dropcore Tensor."""
+    return isinstance(obj, Tensor)
 
 
-def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape(size), _factory_dtype(dtype)), requires_grad=requires_grad)
+def numel(input: Tensor) -> int:
+    """The number of elements of ``input``."""
+    return input.numel()
 
 
-def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape(size), _factory_dtype(dtype)), requires_grad=requires_grad)
+# The operations bind themselves to Tensor as methods when their modules load.
+from . import _creation, _ops_elementwise, _ops_linalg, _ops_shape  # noqa: E402,F401
 
-
-def full(size, fill_value: float, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.full(tuple(size), fill_value, _factory_dtype(dtype)), requires_grad=requires_grad)
-
-
-def zeros_like(t: Tensor, dtype=None) -> Tensor:
-    return Tensor(np.zeros_like(_as_array(t), dtype=dtype))
-
-
-def ones_like(t: Tensor, dtype=None) -> Tensor:
-    return Tensor(np.ones_like(_as_array(t), dtype=dtype))
-
-
-def arange(*args, dtype=None) -> Tensor:
-    return Tensor(np.arange(*args, dtype=dtype))
-
-
-def _uniform_from(generator, n: int, dtype) -> np.ndarray:
-    """``n`` uniforms in [0, 1) from the Philox stream (24/53-bit precision)."""
-    from . import _core
-    from .random import _resolve
-
-    gen = _resolve(generator)
-    if np.dtype(dtype) == np.float32:
-        seed, offset = gen.take(n)
-        w = _core.philox_words(seed, offset, n)
-        return ((w >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)).astype(np.float32)
-    seed, offset = gen.take(2 * n)
-    w = _core.philox_words(seed, offset, 2 * n).astype(np.uint64).reshape(n, 2)
-    bits = (w[:, 0] << np.uint64(21)) ^ (w[:, 1] >> np.uint64(11))
-    return (bits & np.uint64((1 << 53) - 1)).astype(np.float64) * 2.0**-53
-
-
-def rand(*size, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
-    """Uniform [0, 1) samples drawn from dropcore's Philox stream (reproducible per seed)."""
-    shape = _shape(size)
-    d = _factory_dtype(dtype)
-    n = int(np.prod(shape)) if shape else 1
-    return Tensor(_uniform_from(generator, n, d).reshape(shape), requires_grad=requires_grad)
-
-
-def randn(*size, dtype=None, generator=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples (Box-Muller over Philox uniforms)."""
-    shape = _shape(size)
-    d = _factory_dtype(dtype)
-    n = int(np.prod(shape)) if shape else 1
-    u = _uniform_from(generator, 2 * ((n + 1) // 2), np.float64).reshape(2, -1)
-    r = np.sqrt(-2.0 * np.log1p(-u[0]))
-    z = np.concatenate([r * np.cos(2 * np.pi * u[1]), r * np.sin(2 * np.pi * u[1])])[:n]
-    return Tensor(z.astype(d).reshape(shape), requires_grad=requires_grad)
-
-
-def cat(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
-    ts = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    arrays = [t.data for t in ts]
-    d = dim % arrays[0].ndim
-    bounds = np.cumsum([a.shape[d] for a in arrays])[:-1]
-    return _make_op(
-        np.concatenate(arrays, axis=d), tuple(ts), lambda g: tuple(np.split(g, bounds, axis=d)), "CatBackward0"
-    )
-
-
-def stack(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
-    ts = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    return cat([t.unsqueeze(dim) for t in ts], dim)
-
+# Names other dropcore modules import from here (package-internal compatibility).
+from ._creation import _uniform_from, randn  # noqa: E402,F401
+from ._dtypes import float32, float64, get_default_dtype, set_default_dtype  # noqa: E402,F401
+from ._grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402,F401
+from ._ops_shape import cat, stack  # noqa: E402,F401

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 
 use super::{dispatch_float, float_array, map_into, require_contiguous, Elem};
 use crate::dropout::{dropout_forward, dropout_forward_inplace, DropoutRule};
+use crate::rng::HalfPos;
 use crate::{parallel, rng};
 
 /// Words `offset .. offset + n` of the Philox stream of `seed`, as uint32.
@@ -22,11 +23,13 @@ fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     rng::philox4x32_10(counter, key)
 }
 
-/// Dropout with words `offset ..` of `seed`. Returns a new array; or `x` itself when
+/// Dropout whose element `i` reads half-word `2 * offset + phase + i` of `seed` (SPEC
+/// §2, contract v2). Returns a new array; or `x` itself when
 /// `inplace` (then `x` must be writeable); or `out`, a writeable C-contiguous array of
 /// `x`'s dtype and shape that does not overlap `x`, when given.
 #[pyfunction]
-#[pyo3(signature = (x, p, seed, offset, inverted = true, inplace = false, out = None))]
+#[pyo3(signature = (x, p, seed, offset, inverted = true, inplace = false, out = None, phase = 0))]
+#[allow(clippy::too_many_arguments)]
 fn dropout<'py>(
     x: &Bound<'py, PyAny>,
     p: f64,
@@ -35,34 +38,44 @@ fn dropout<'py>(
     inverted: bool,
     inplace: bool,
     out: Option<&Bound<'py, PyAny>>,
+    phase: u8,
 ) -> PyResult<Bound<'py, PyAny>> {
     let rule = DropoutRule::new(p, inverted)?;
-    dispatch_float!(float_array(x, "input")?, |a| dropout_typed(a, rule, seed, offset, inplace, out))
+    let start = half_pos(offset, phase)?;
+    dispatch_float!(float_array(x, "input")?, |a| dropout_typed(a, rule, seed, start, inplace, out))
+}
+
+/// The start `2 * offset + phase` of an element call, or a `ValueError` for a bad phase.
+pub(crate) fn half_pos(offset: u64, phase: u8) -> PyResult<HalfPos> {
+    if phase > 1 {
+        return Err(PyValueError::new_err(format!("phase must be 0 or 1, but got {phase}")));
+    }
+    Ok(HalfPos::new(offset, phase))
 }
 
 fn dropout_typed<'py, T: Elem>(
     a: Bound<'py, PyArrayDyn<T>>,
     rule: DropoutRule,
     seed: u64,
-    offset: u64,
+    start: HalfPos,
     inplace: bool,
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = a.py();
     require_contiguous(&a, "input")?;
     if matches!(out, Some(o) if o.is(&a)) {
-        return dropout_typed(a, rule, seed, offset, true, None);
+        return dropout_typed(a, rule, seed, start, true, None);
     }
     if inplace {
         let mut rw = a
             .try_readwrite()
             .map_err(|e| PyValueError::new_err(format!("inplace dropout needs a writeable array: {e}")))?;
         let xs = rw.as_slice_mut()?;
-        py.detach(|| dropout_forward_inplace(xs, rule, seed, offset));
+        py.detach(|| dropout_forward_inplace(xs, rule, seed, start));
         drop(rw);
         return Ok(a.into_any());
     }
-    map_into(&a, out, |xs, os| dropout_forward(xs, os, rule, seed, offset))
+    map_into(&a, out, |xs, os| dropout_forward(xs, os, rule, seed, start))
 }
 
 /// Threads dropcore's kernels use.

@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use super::{dispatch_float, float_array, map_into, new_array, require_contiguous, Elem};
 use crate::dropout::{masked_map, Affine, KeepMap, Scale};
 use crate::error::check_probability;
-use crate::rng::keep_threshold;
+use super::dropout::half_pos;
+use crate::rng::{keep_threshold, HalfPos};
 use crate::variants::dropblock::DropBlock;
 use crate::variants::dropconnect::DropConnect;
 use crate::variants::gaussian;
@@ -29,26 +30,27 @@ fn run_map<T: Elem>(
     threshold: u64,
     (a, b, dropped): (f64, f64, f64),
     seed: u64,
-    offset: u64,
+    start: HalfPos,
 ) -> crate::Result<()> {
-    fn go<T: Elem, M: KeepMap<T>>(xs: &[T], os: &mut [T], inner: Option<usize>, t: u64, m: M, seed: u64, offset: u64) -> crate::Result<()> {
+    fn go<T: Elem, M: KeepMap<T>>(xs: &[T], os: &mut [T], inner: Option<usize>, t: u64, m: M, seed: u64, start: HalfPos) -> crate::Result<()> {
         match inner {
-            None => masked_map(xs, os, t, m, seed, offset),
-            Some(inner) => grouped_masked_map(xs, os, inner, t, m, seed, offset),
+            None => masked_map(xs, os, t, m, seed, start),
+            Some(inner) => grouped_masked_map(xs, os, inner, t, m, seed, start.word),
         }
     }
     if b == 0.0 && dropped == 0.0 {
-        go(xs, os, inner, threshold, Scale(T::of(a)), seed, offset)
+        go(xs, os, inner, threshold, Scale(T::of(a)), seed, start)
     } else {
-        go(xs, os, inner, threshold, Affine { a: T::of(a), b: T::of(b), dropped: T::of(dropped) }, seed, offset)
+        go(xs, os, inner, threshold, Affine { a: T::of(a), b: T::of(b), dropped: T::of(dropped) }, seed, start)
     }
 }
 
 /// Bernoulli keep/drop with drop probability `p` and an affine kept/dropped map:
-/// kept `a x + b`, dropped `dropped`. `inner=None`: one word per element; otherwise one
-/// word per contiguous group of `inner` elements. Writes into `out` when given.
+/// kept `a x + b`, dropped `dropped`. `inner=None`: element masks, element `i` at
+/// half-word `2 * offset + phase + i` (SPEC §2, contract v2); otherwise one word per
+/// contiguous group of `inner` elements (`phase` must be 0). Writes into `out` when given.
 #[pyfunction]
-#[pyo3(signature = (x, p, a, b, dropped, seed, offset, inner = None, out = None))]
+#[pyo3(signature = (x, p, a, b, dropped, seed, offset, inner = None, out = None, phase = 0))]
 #[allow(clippy::too_many_arguments)]
 fn bernoulli_map<'py>(
     x: &Bound<'py, PyAny>,
@@ -60,10 +62,15 @@ fn bernoulli_map<'py>(
     offset: u64,
     inner: Option<usize>,
     out: Option<&Bound<'py, PyAny>>,
+    phase: u8,
 ) -> PyResult<Bound<'py, PyAny>> {
     check_probability("dropout probability", p)?;
     let t = keep_threshold(p);
-    dispatch_float!(float_array(x, "input")?, |arr| map_into(&arr, out, |xs, os| run_map(xs, os, inner, t, (a, b, dropped), seed, offset)))
+    let start = half_pos(offset, phase)?;
+    if inner.is_some() && phase != 0 {
+        return Err(PyValueError::new_err("phase applies to element masks only (inner=None); grouped masks read whole words"));
+    }
+    dispatch_float!(float_array(x, "input")?, |arr| map_into(&arr, out, |xs, os| run_map(xs, os, inner, t, (a, b, dropped), seed, start)))
 }
 
 /// Gaussian noise: `x * (1 + scale z)` if `multiplicative`, else `x + scale z`.

@@ -1,9 +1,11 @@
 //! DropConnect (Wan et al., ICML 2013) with one weight mask per example.
 //!
 //! For input `x (B, I)`, weight `W (O, I)`: `y[b, o] = s * sum_i x[b, i] W[o, i] keep(b, o, i) + bias[o]`
-//! with `keep(b, o, i)` iff word `offset + (b O + o) I + i` is below the keep threshold
-//! and `s = 1/(1-p)`. The mask row of `(b, o)` is generated on the fly into a small
-//! buffer inside the dot product, so the `B` masked weight matrices never exist.
+//! with `keep(b, o, i)` the contract-v2 element decision (SPEC §2) of half-word
+//! `2 offset + (b O + o) I + i` and `s = 1/(1-p)`: one Philox word serves two entries,
+//! so a call takes `ceil(B O I / 2)` words. The mask row of `(b, o)` is generated on
+//! the fly (as comparison keys, [`rng::fill_element_keys_with`]) into a small buffer
+//! inside the dot product, so the `B` masked weight matrices never exist.
 //! Backward regenerates the same rows. (A mask shared by the batch is ordinary
 //! element dropout of `W`, followed by a GEMM.)
 
@@ -24,7 +26,7 @@ pub struct DropConnect {
     pub offset: u64,
 }
 
-/// Keep iff `word < t`, compared in u32 so the loops vectorise.
+/// Keep iff `key < t`, compared in u32 so the loops vectorise.
 #[inline(always)]
 fn masked_dot<T: Real>(a: &[T], b: &[T], words: &[u32], t: u32) -> T {
     const L: usize = 16;
@@ -71,9 +73,10 @@ impl DropConnect {
         self.threshold as u32
     }
 
+    /// Comparison keys of mask row `(b, o)`: entry `i` is kept iff `buf[i] < t32()`.
     fn row_words(&self, b: usize, o: usize, buf: &mut [u32]) {
-        let start = ((b * self.outputs + o) * self.inputs) as u64;
-        rng::fill_words(self.seed, self.offset.wrapping_add(start), buf);
+        let start = rng::HalfPos::new(self.offset, 0).advance((b * self.outputs + o) * self.inputs);
+        rng::fill_element_keys_with(rng::isa(), self.seed, start, self.t32(), buf);
     }
 
     fn check(&self, what: &'static str, got: usize, want: usize) -> Result<()> {
@@ -148,8 +151,8 @@ mod tests {
     use super::*;
 
     fn keep(dc: &DropConnect, b: usize, o: usize, i: usize) -> f64 {
-        let j = ((b * dc.outputs + o) * dc.inputs + i) as u64;
-        ((rng::word(dc.seed, dc.offset + j) as u64) < dc.threshold) as u8 as f64
+        let j = (b * dc.outputs + o) * dc.inputs + i;
+        rng::element_keep(dc.seed, rng::HalfPos::new(dc.offset, 0).advance(j), dc.threshold) as u8 as f64
     }
 
     #[test]

@@ -25,7 +25,7 @@ def run(quick: bool = False) -> list[str]:
         with no_grad():
             probs = []
             for _ in range(SAMPLES):
-                z = model(xt).data
+                z = model(xt)._data
                 e = np.exp(z - z.max(1, keepdims=True))
                 probs.append(e / e.sum(1, keepdims=True))
         return np.mean(probs, axis=0)

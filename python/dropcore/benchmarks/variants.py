@@ -56,7 +56,7 @@ def run(quick: bool = False) -> list[str]:
             return m(xb)
 
     def fwd_bwd(m):
-        xr = tensor(xb.data, requires_grad=True)
+        xr = tensor(xb._data, requires_grad=True)
         m(xr).sum().backward()
 
     rows = []

@@ -51,19 +51,19 @@ def _fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
-    u = _uniform_from(generator, tensor.data.size, tensor.dtype)
-    tensor.data[...] = (a + (b - a) * u).reshape(tensor.shape)
+    u = _uniform_from(generator, tensor._data.size, tensor.dtype)
+    tensor._data[...] = (a + (b - a) * u).reshape(tensor.shape)
     return tensor
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
-    z = randn(*tensor.shape, dtype=tensor.dtype, generator=generator).data
-    tensor.data[...] = mean + std * z
+    z = randn(*tensor.shape, dtype=tensor.dtype, generator=generator)._data
+    tensor._data[...] = mean + std * z
     return tensor
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    tensor.data[...] = val
+    tensor._data[...] = val
     return tensor
 
 

@@ -20,7 +20,7 @@ class Parameter(Tensor):
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         if data is None:
             data = np.zeros(0, np.float32)
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(data._data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -172,7 +172,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     def apply(self, fn) -> "Module":
         for m in self.children():
@@ -184,10 +184,10 @@ class Module:
     def _cast(self, dtype) -> "Module":
         for m in self.modules():
             for p in m._parameters.values():
-                if p is not None and p.data.dtype.kind == "f":
-                    p.data = p.data.astype(dtype)
+                if p is not None and p._data.dtype.kind == "f":
+                    p._data = p._data.astype(dtype)
                     if p.grad is not None:
-                        p.grad = Tensor(p.grad.data.astype(dtype))
+                        p.grad = Tensor(p.grad._data.astype(dtype))
             for k, b in m._buffers.items():
                 if isinstance(b, np.ndarray) and b.dtype.kind == "f":
                     m._buffers[k] = b.astype(dtype)
@@ -206,7 +206,7 @@ class Module:
         for mod_prefix, m in self.named_modules(prefix=prefix.rstrip(".")):
             for name, p in m._parameters.items():
                 if p is not None:
-                    out[f"{mod_prefix}.{name}" if mod_prefix else name] = Tensor(p.data)
+                    out[f"{mod_prefix}.{name}" if mod_prefix else name] = Tensor(p._data)
             for name, b in m._buffers.items():
                 if b is not None:
                     out[f"{mod_prefix}.{name}" if mod_prefix else name] = Tensor(b)
@@ -225,8 +225,8 @@ class Module:
         for key, value in state_dict.items():
             if key not in own:
                 continue
-            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
-            target = own[key].data
+            arr = value._data if isinstance(value, Tensor) else np.asarray(value)
+            target = own[key]._data
             if arr.shape != target.shape:
                 raise ValueError(
                     f"size mismatch for {key}: copying a param with shape {arr.shape}, "
