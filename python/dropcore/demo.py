@@ -203,7 +203,7 @@ def ensemble(cfg: DemoConfig, seed: int) -> dict:
         _fit(model, opt, xtr, ytr, xte, yte, cfg.ens_epochs, 32, s, record=False)
         model.eval()
         with no_grad():
-            scaled = model(Tensor(xte)).data.argmax(1)
+            scaled = model(Tensor(xte))._data.argmax(1)
         res["scaled_acc"].append(float((scaled == yte).mean()))
         accs, agree = [], []
         for k, t in enumerate(ts):
