@@ -21,7 +21,8 @@ from ._ops_elementwise import *  # noqa: F401,F403  (sum, max, exp, where, ...)
 from ._ops_linalg import *  # noqa: F401,F403  (matmul, mm, norm, ...)
 from ._ops_shape import *  # noqa: F401,F403  (cat, stack, gather, ...)
 from . import autograd, cuda  # noqa: E402
-from . import data, functional, mc, nn, optim  # noqa: E402
+from . import data, functional, mc, nn, optim, utils  # noqa: E402
+from .serialization import load, save  # noqa: E402
 
 _tensor_all = [
     "Tensor", "is_tensor", "numel", "device", "autograd", "cuda",
@@ -57,6 +58,9 @@ __all__ = [
     "optim",
     "mc",
     "data",
+    "utils",
+    "save",
+    "load",
     "Generator",
     "default_generator",
     "initial_seed",

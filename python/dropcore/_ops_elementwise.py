@@ -85,9 +85,14 @@ def _check_no_bool_sub(x, y) -> None:
     xd = x._data.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
     yd = y._data.dtype if isinstance(y, Tensor) else np.asarray(y).dtype
     if xd == np.bool_ and yd == np.bool_:
-        raise RuntimeError(
+        raise NotImplementedError(
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
             "Use the `^` or `logical_xor()` operator instead."
+        )
+    if xd == np.bool_ or yd == np.bool_:
+        raise NotImplementedError(
+            "Subtraction, the `-` operator, with a bool tensor is not supported. "
+            "If you are trying to invert a mask, use the `~` or `logical_not()` operator instead."
         )
 
 

@@ -11,6 +11,8 @@ import numpy as np
 
 from .dropout import *  # noqa: F401,F403  (the dropout family)
 from .dropout import __all__ as _dropout_all
+from .losses import *  # noqa: F401,F403  (losses live in losses.py)
+from .losses import __all__ as _losses_all
 from ._ops_linalg import linear
 from .tensor import Tensor, _as_array, _make_op, cat
 
@@ -24,9 +26,7 @@ __all__ = [
     "log_softmax",
     "linear",
     "batch_norm",
-    "cross_entropy",
-    "nll_loss",
-    "mse_loss",
+    *_losses_all,
     *_dropout_all,
 ]
 
@@ -126,78 +126,3 @@ def batch_norm(
         return tuple(grads)
 
     return _make_op(out, parents, backward, "NativeBatchNormBackward0")
-
-
-def _reduce(loss: np.ndarray, reduction: str):
-    if reduction == "mean":
-        return loss.mean(dtype=loss.dtype), 1.0 / max(loss.size, 1)
-    if reduction == "sum":
-        return loss.sum(dtype=loss.dtype), 1.0
-    if reduction == "none":
-        return loss, None
-    raise ValueError(f"{reduction} is not a valid value for reduction")
-
-
-def cross_entropy(
-    input: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0
-) -> Tensor:
-    """Cross-entropy of logits (N, C) against class indices (N,), as one fused node."""
-    z = input._data
-    if z.ndim != 2:
-        raise ValueError(f"cross_entropy expects (N, C) logits, but got shape {z.shape}")
-    t = np.asarray(_as_array(target))
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"target must hold integer class indices, but got dtype {t.dtype}")
-    if t.shape != z.shape[:1]:
-        raise ValueError(f"target shape {t.shape} does not match the batch of input shape {z.shape}")
-    n, c = z.shape
-    if n and (t.min() < 0 or t.max() >= c):
-        raise IndexError(f"target {int(t.max()) if t.max() >= c else int(t.min())} is out of bounds for {c} classes")
-    shifted = z - z.max(axis=1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    eps = float(label_smoothing)
-    per = -logp[np.arange(n), t]
-    if eps:
-        per = (1 - eps) * per - eps * logp.mean(axis=1)
-    loss, scale = _reduce(per.astype(z.dtype), reduction)
-
-    def backward(g):
-        p = np.exp(logp)
-        onehot = np.zeros_like(z)
-        onehot[np.arange(n), t] = 1
-        target_dist = (1 - eps) * onehot + eps / c
-        gz = p - target_dist
-        if scale is None:
-            return ((gz * g[:, None]).astype(z.dtype),)
-        return ((gz * (g * scale)).astype(z.dtype),)
-
-    return _make_op(np.asarray(loss), (input,), backward, "CrossEntropyBackward")
-
-
-def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of log-probabilities (N, C) at class indices (N,)."""
-    t = np.asarray(_as_array(target))
-    n = input.shape[0]
-    picked = input[np.arange(n), t]
-    per = -picked
-    if reduction == "none":
-        return per
-    return per.mean() if reduction == "mean" else per.sum()
-
-
-def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    """Mean squared error, as one node."""
-    a = input._data
-    b = _as_array(target)
-    if a.shape != np.shape(b):
-        raise ValueError(f"input shape {a.shape} and target shape {np.shape(b)} differ")
-    d = a - b
-    loss, scale = _reduce(d * d, reduction)
-    parents = (input, target) if isinstance(target, Tensor) else (input,)
-
-    def backward(g):
-        gd = 2 * d * (g if scale is None else g * scale)
-        gd = gd.astype(a.dtype, copy=False)
-        return (gd, -gd) if len(parents) == 2 else (gd,)
-
-    return _make_op(np.asarray(loss, dtype=a.dtype), parents, backward, "MseLossBackward0")

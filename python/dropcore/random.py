@@ -99,6 +99,20 @@ class Generator:
     def __repr__(self) -> str:
         return f"Generator(seed={self._seed}, offset={self._offset})"
 
+    # Pickling and copy.deepcopy carry (seed, offset), never the lock: a copy continues
+    # the same word stream from the same position, independently of the original.
+    def __reduce__(self):
+        seed, offset = self.get_state()
+        return (type(self), (seed, offset))
+
+    def __copy__(self) -> "Generator":
+        return type(self)(*self.get_state())
+
+    def __deepcopy__(self, memo: dict) -> "Generator":
+        copied = type(self)(*self.get_state())
+        memo[id(self)] = copied
+        return copied
+
 
 default_generator = Generator()
 

@@ -1,15 +1,55 @@
-"""``Module``, ``Parameter`` and the containers: PyTorch's module tree over dropcore Tensors."""
+"""``Module`` and ``Parameter``: PyTorch's module tree over dropcore Tensors.
+
+Parameters are Tensors, buffers are NumPy arrays (e.g. BatchNorm's running statistics),
+children are Modules; ``state_dict`` names them with PyTorch's dotted keys. A Module
+pickles and deep-copies with everything it holds, including a ``dropcore.Generator``
+(its ``(seed, offset)`` travels, so a copy draws the same masks as the original).
+"""
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from .._device import check_device, device
 from ..tensor import Tensor
 
-__all__ = ["Module", "Parameter", "Sequential", "ModuleList"]
+__all__ = ["Module", "Parameter", "RemovableHandle"]
+
+_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_hook_ids = itertools.count()
+
+
+def _unsupported_dtype(d: np.dtype) -> TypeError:
+    return TypeError(
+        f"dropcore does not support {d}: its kernels run in float32 and float64 only "
+        "(use .float() or .double())"
+    )
+
+
+def _is_device(arg: Any) -> bool:
+    if isinstance(arg, str):
+        return arg.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu")
+    return isinstance(arg, device)
+
+
+class RemovableHandle:
+    """Returned by the hook registrations; ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: dict, key: int) -> None:
+        self._hooks, self.id = hooks, key
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
 
 
 class Parameter(Tensor):
@@ -77,12 +117,37 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def register_buffer(self, name: str, array: np.ndarray | None) -> None:
-        """A persistent non-parameter array (e.g. BatchNorm's running statistics)."""
+    def register_buffer(self, name: str, tensor: np.ndarray | None, persistent: bool = True) -> None:
+        """A non-parameter array (e.g. BatchNorm's running statistics).
+
+        Args:
+            name: attribute name of the buffer.
+            tensor: an array (or Tensor, stored as its array), or None.
+            persistent: whether ``state_dict`` includes it. Default: True.
+        """
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign buffer before Module.__init__() call")
+        if not isinstance(name, str):
+            raise TypeError(f"buffer name should be a string. Got {type(name).__name__}")
+        if "." in name:
+            raise KeyError('buffer name can\'t contain "."')
+        if name == "":
+            raise KeyError('buffer name can\'t be empty string ""')
+        if name in self._parameters or name in self._modules or (
+            name in self.__dict__ and name not in self._buffers
+        ):
+            raise KeyError(f"attribute '{name}' already exists")
+        if isinstance(tensor, Tensor):
+            tensor = tensor._data
         names = self.__dict__.setdefault("_buffer_names", set())
         names.add(name)
+        non_persistent = self.__dict__.setdefault("_non_persistent_buffers_set", set())
+        if persistent:
+            non_persistent.discard(name)
+        else:
+            non_persistent.add(name)
         self.__dict__.pop(name, None)
-        self._buffers[name] = array
+        self._buffers[name] = tensor
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is None:
@@ -99,18 +164,66 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        pre = self.__dict__.get("_forward_pre_hooks")
+        if pre:
+            for hook in list(pre.values()):
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        post = self.__dict__.get("_forward_hooks")
+        if post:
+            for hook in list(post.values()):
+                result = hook(self, args, output)
+                if result is not None:
+                    output = result
+        return output
+
+    # -- hooks
+    def _add_hook(self, kind: str, hook: Callable, prepend: bool) -> RemovableHandle:
+        hooks = self.__dict__.setdefault(kind, {})
+        key = next(_hook_ids)
+        hooks[key] = hook
+        if prepend:
+            items = [(key, hooks.pop(key)), *hooks.items()]
+            hooks.clear()
+            hooks.update(items)
+        return RemovableHandle(hooks, key)
+
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, args)`` runs before ``forward``; a non-None result replaces the args."""
+        return self._add_hook("_forward_pre_hooks", hook, prepend)
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, args, output)`` runs after ``forward``; a non-None result replaces the output.
+
+        Examples:
+            >>> h = model[0].register_forward_hook(lambda m, args, out: print(out.shape))
+            >>> h.remove()
+        """
+        return self._add_hook("_forward_hooks", hook, prepend)
 
     # -- traversal
-    def named_modules(self, memo: set | None = None, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
         memo = set() if memo is None else memo
         if id(self) in memo:
             return
-        memo.add(id(self))
+        if remove_duplicate:
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+                yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
+
+    def get_submodule(self, target: str) -> "Module":
+        """The descendant at a dotted path such as ``"encoder.0"`` (``""`` is ``self``)."""
+        mod: Module = self
+        for item in target.split(".") if target else []:
+            if item not in mod._modules or mod._modules[item] is None:
+                raise AttributeError(f"{type(mod).__name__} has no attribute `{item}`")
+            mod = mod._modules[item]
+        return mod
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
@@ -139,14 +252,15 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
-        for mod_prefix, m in self.named_modules(prefix=prefix):
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mod_prefix, m in mods:
             for name, b in m._buffers.items():
                 if b is not None:
                     yield (f"{mod_prefix}.{name}" if mod_prefix else name), b
 
-    def buffers(self) -> Iterator[np.ndarray]:
-        for _, b in self.named_buffers():
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        for _, b in self.named_buffers(recurse=recurse):
             yield b
 
     # -- modes and gradients
@@ -174,23 +288,34 @@ class Module:
             elif p.grad is not None:
                 p.grad._data[...] = 0
 
-    def apply(self, fn) -> "Module":
+    def apply(self, fn: Callable[["Module"], Any]) -> "Module":
+        """Call ``fn`` on every descendant (children first) and on ``self``; returns ``self``.
+
+        Examples:
+            >>> def init_weights(m):
+            ...     if isinstance(m, nn.Linear):
+            ...         nn.init.xavier_uniform_(m.weight)
+            >>> net.apply(init_weights)
+        """
         for m in self.children():
             m.apply(fn)
         fn(self)
         return self
 
-    # -- dtype
+    # -- dtype and device
     def _cast(self, dtype) -> "Module":
+        dtype = np.dtype(dtype)
+        if dtype not in _SUPPORTED_DTYPES:
+            raise _unsupported_dtype(dtype)
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None and p._data.dtype.kind == "f":
-                    p._data = p._data.astype(dtype)
+                    p._data = p._data.astype(dtype, copy=False)
                     if p.grad is not None:
-                        p.grad = Tensor(p.grad._data.astype(dtype))
+                        p.grad = Tensor(p.grad._data.astype(dtype, copy=False))
             for k, b in m._buffers.items():
                 if isinstance(b, np.ndarray) and b.dtype.kind == "f":
-                    m._buffers[k] = b.astype(dtype)
+                    m._buffers[k] = b.astype(dtype, copy=False)
         return self
 
     def float(self) -> "Module":
@@ -199,16 +324,69 @@ class Module:
     def double(self) -> "Module":
         return self._cast(np.float64)
 
+    def half(self) -> "Module":
+        """Not supported: float16 would need kernels dropcore does not have; raises TypeError."""
+        raise _unsupported_dtype(np.dtype(np.float16))
+
+    def bfloat16(self) -> "Module":
+        raise TypeError("dropcore does not support bfloat16: its kernels run in float32 and float64 only")
+
+    def cpu(self) -> "Module":
+        """A no-op returning ``self``: dropcore lives on the CPU."""
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> "Module":
+        """Cast floating-point parameters and buffers in place; returns ``self``.
+
+        Accepts PyTorch's forms: ``to(dtype)``, ``to(device)``, ``to(device, dtype)``,
+        ``to(tensor)`` and the ``device=``/``dtype=``/``non_blocking=`` keywords. The only
+        device is ``"cpu"`` (others raise RuntimeError); float16 raises TypeError.
+        """
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
+        if kwargs:
+            raise TypeError(f"to() received an invalid combination of arguments - got unexpected keyword(s) {sorted(kwargs)}")
+        if len(args) > 3:
+            raise TypeError(f"to() takes at most 3 positional arguments, but got {len(args)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, bool):
+                continue  # non_blocking
+            elif _is_device(a):
+                device = a
+            else:
+                dtype = a
+        if device is not None:
+            check_device(device)
+        if dtype is not None:
+            try:
+                d = np.dtype(dtype)
+            except TypeError:
+                raise TypeError(f"to() received an invalid dtype or device: {dtype!r}") from None
+            if d.kind not in "fc":
+                raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={d}")
+            self._cast(d)
+        return self
+
     # -- state
-    def state_dict(self, prefix: str = "") -> "OrderedDict[str, Tensor]":
-        """Parameters and buffers by PyTorch's dotted names (Tensors sharing memory)."""
-        out: OrderedDict[str, Tensor] = OrderedDict()
+    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
+        """Parameters and persistent buffers by PyTorch's dotted names (Tensors sharing memory).
+
+        Args:
+            destination: a mapping to fill (a new OrderedDict by default).
+            prefix: prepended to every key.
+            keep_vars: return the Parameter objects themselves instead of detached Tensors.
+        """
+        out: OrderedDict[str, Tensor] = OrderedDict() if destination is None else destination
         for mod_prefix, m in self.named_modules(prefix=prefix.rstrip(".")):
+            skip = m.__dict__.get("_non_persistent_buffers_set", ())
             for name, p in m._parameters.items():
                 if p is not None:
-                    out[f"{mod_prefix}.{name}" if mod_prefix else name] = Tensor(p._data)
+                    out[f"{mod_prefix}.{name}" if mod_prefix else name] = p if keep_vars else Tensor(p._data)
             for name, b in m._buffers.items():
-                if b is not None:
+                if b is not None and name not in skip:
                     out[f"{mod_prefix}.{name}" if mod_prefix else name] = Tensor(b)
         return out
 
@@ -256,55 +434,6 @@ class Module:
         return main + ")"
 
 
-class Sequential(Module):
-    """Modules applied in order: ``Sequential(Linear(784, 256), ReLU(), ...)``."""
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__()
-        if len(args) == 1 and isinstance(args[0], OrderedDict):
-            for name, m in args[0].items():
-                self.add_module(name, m)
-        else:
-            for i, m in enumerate(args):
-                self.add_module(str(i), m)
-
-    def forward(self, input: Any) -> Any:
-        for m in self._modules.values():
-            input = m(input)
-        return input
-
-    def __getitem__(self, idx):
-        items = list(self._modules.items())
-        if isinstance(idx, slice):
-            return Sequential(OrderedDict(items[idx]))
-        return items[idx][1]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> "Sequential":
-        self.add_module(str(len(self)), module)
-        return self
-
-
-class ModuleList(Module):
-    def __init__(self, modules=None) -> None:
-        super().__init__()
-        for i, m in enumerate(modules or []):
-            self.add_module(str(i), m)
-
-    def __getitem__(self, idx):
-        return list(self._modules.values())[idx]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> "ModuleList":
-        self.add_module(str(len(self)), module)
-        return self
+# The containers live in container.py; re-exported here for code that imports them from
+# this module (mc.py does).
+from .container import ModuleDict, ModuleList, Sequential  # noqa: E402
