@@ -20,6 +20,8 @@
 use crate::error::{check_probability, check_same_len};
 use crate::parallel;
 use crate::rng::{self, HalfPos, Isa, BLOCK};
+#[cfg(target_arch = "x86_64")]
+use crate::rng::Level;
 use crate::{Real, Result};
 
 /// What a dropout call does to a kept and to a dropped element.
@@ -157,7 +159,10 @@ pub fn masked_map_with<T: Real, M: KeepMap<T>>(
         parallel::zip_chunks(x, out, |_, xc, oc| oc.iter_mut().zip(xc).for_each(|(o, &v)| *o = map.kept(v)));
     } else {
         let t = threshold as u32;
-        parallel::zip_chunks(x, out, |at, xc, oc| kernel::run(isa, Src::Other(xc), oc, t, map, seed, start.advance(at)));
+        let stream = std::mem::size_of_val(out) >= STREAM_BYTES;
+        parallel::zip_chunks(x, out, |at, xc, oc| {
+            kernel::run(isa, Src::Other(xc), oc, stream, t, map, seed, start.advance(at))
+        });
     }
     Ok(())
 }
@@ -177,9 +182,14 @@ pub fn masked_map_inplace_with<T: Real, M: KeepMap<T>>(
         parallel::for_each_chunk_mut(x, |_, c| c.iter_mut().for_each(|v| *v = map.kept(*v)));
     } else {
         let t = threshold as u32;
-        parallel::for_each_chunk_mut(x, |at, c| kernel::run(isa, Src::Same, c, t, map, seed, start.advance(at)));
+        parallel::for_each_chunk_mut(x, |at, c| kernel::run(isa, Src::Same, c, false, t, map, seed, start.advance(at)));
     }
 }
+
+/// Outputs at least this large are written with non-temporal (streaming) stores on the
+/// SIMD paths: they would not stay in cache anyway, and streaming skips the read for
+/// ownership a normal store does first, so dropout moves the bytes a memcpy moves.
+pub const STREAM_BYTES: usize = 8 << 20;
 
 /// Where a block reads its input: a separate slice, or the output itself (in place).
 #[derive(Clone, Copy)]
@@ -199,7 +209,16 @@ mod kernel {
 
     /// One chunk, block by block; `start` is the half-word of the chunk's first element.
     #[inline(always)]
-    fn chunk<T: Real, M: KeepMap<T>, const LEVEL: u8>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, start: HalfPos) {
+    #[allow(clippy::too_many_arguments)]
+    fn chunk<T: Real, M: KeepMap<T>, const LEVEL: u8>(
+        src: Src<'_, T>,
+        out: &mut [T],
+        stream: bool,
+        t: u32,
+        map: M,
+        seed: u64,
+        start: HalfPos,
+    ) {
         let (mut out, mut src, mut start) = (out, src, start);
         if start.odd && !out.is_empty() {
             // A chunk that starts in the high half of a word: settle that element alone,
@@ -218,17 +237,52 @@ mod kernel {
             start = start.advance(1);
         }
         let mut words = [0u32; BLOCK];
+        let mut staged = [T::zero(); 2 * BLOCK];
         for (k, oc) in out.chunks_mut(2 * BLOCK).enumerate() {
             let n = oc.len();
             let w = &mut words[..n.div_ceil(2)];
             fill::<LEVEL>(seed, start.word.wrapping_add((k * BLOCK) as u64), w);
             let u = &halves(w)[..n];
+            let at = start.advance(k * 2 * BLOCK);
             match src {
-                Src::Other(x) => select(&x[k * 2 * BLOCK..k * 2 * BLOCK + n], oc, u, t, map),
-                Src::Same => select_inplace(oc, u, t, map),
+                Src::Other(x) if stream && LEVEL != SCALAR => {
+                    // Build the block in L1, then stream it out.
+                    let st = &mut staged[..n];
+                    select(&x[k * 2 * BLOCK..k * 2 * BLOCK + n], st, u, t, map);
+                    settle_ties(st, u, t, map, seed, at);
+                    stream_store::<T, LEVEL>(oc, st);
+                }
+                Src::Other(x) => {
+                    select(&x[k * 2 * BLOCK..k * 2 * BLOCK + n], oc, u, t, map);
+                    settle_ties(oc, u, t, map, seed, at);
+                }
+                Src::Same => {
+                    select_inplace(oc, u, t, map);
+                    settle_ties(oc, u, t, map, seed, at);
+                }
             }
-            settle_ties(oc, u, t, map, seed, start.advance(k * 2 * BLOCK));
         }
+        if stream && LEVEL != SCALAR {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: SSE is part of the x86-64 baseline. Streaming stores are weakly
+            // ordered: the fence orders them before the chunk counts as done.
+            unsafe {
+                std::arch::x86_64::_mm_sfence()
+            };
+        }
+    }
+
+    /// `dst = src` with non-temporal stores for the 32-byte-aligned middle.
+    #[inline(always)]
+    fn stream_store<T: Real, const LEVEL: u8>(dst: &mut [T], src: &[T]) {
+        #[cfg(target_arch = "x86_64")]
+        if LEVEL != SCALAR {
+            // SAFETY: LEVEL != SCALAR only inside `chunk_avx2` / `chunk_avx512`, which `run`
+            // calls only with an `Isa` whose level includes AVX2 (detected by `Isa::new`).
+            unsafe { stream::copy(dst, src) };
+            return;
+        }
+        dst.copy_from_slice(src);
     }
 
     /// The 16-bit lanes of `w` in stream order (low half of each word first).
@@ -293,10 +347,11 @@ mod kernel {
     fn fill<const LEVEL: u8>(seed: u64, at: u64, w: &mut [u32]) {
         #[cfg(target_arch = "x86_64")]
         match LEVEL {
-            // SAFETY: LEVEL == AVX2 only inside `chunk_avx2`, called only when the
-            // CPU has AVX2 (see `run`); likewise AVX512 inside `chunk_avx512`.
+            // SAFETY: LEVEL == AVX2 only inside `chunk_avx2`, which `run` calls only with
+            // an `Isa` of level Avx2, i.e. after AVX2 was detected.
             AVX2 => unsafe { rng::avx2::fill_words(seed, at, w) },
-            // SAFETY: as above, for AVX-512F.
+            // SAFETY: LEVEL == AVX512 only inside `chunk_avx512`, called only after
+            // AVX-512F was detected (an `Isa` of level Avx512).
             AVX512 => unsafe { rng::avx512::fill_words(seed, at, w) },
             _ => rng::fill_words_scalar(seed, at, w),
         }
@@ -305,26 +360,69 @@ mod kernel {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn chunk_avx2<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, start: HalfPos) {
-        chunk::<T, M, AVX2>(src, out, t, map, seed, start)
+    mod stream {
+        use std::arch::x86_64::*;
+
+        /// `dst = src`: plain copies up to the first 32-byte boundary of `dst` and after
+        /// the last one, `_mm256_stream_si256` in between.
+        #[target_feature(enable = "avx2")]
+        pub(super) fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
+            assert_eq!(dst.len(), src.len(), "stream copy of unequal lengths");
+            let size = std::mem::size_of::<T>();
+            let head = dst.as_ptr().align_offset(32).min(dst.len());
+            let lanes = 32 / size; // elements per 32-byte store (T is f32 or f64)
+            let body = (dst.len() - head) / lanes * lanes;
+            dst[..head].copy_from_slice(&src[..head]);
+            let (d, s) = (dst[head..].as_mut_ptr(), src[head..].as_ptr());
+            for k in 0..body / lanes {
+                // SAFETY: elements head + k*lanes .. + lanes lie inside both slices
+                // (k*lanes + lanes <= body <= len - head); `d` is 32-byte aligned here
+                // (align_offset), as `_mm256_stream_si256` requires; the source load is
+                // unaligned; the two slices do not overlap (`&mut` and `&`).
+                unsafe {
+                    let v = _mm256_loadu_si256(s.add(k * lanes) as *const __m256i);
+                    _mm256_stream_si256(d.add(k * lanes) as *mut __m256i, v);
+                }
+            }
+            dst[head + body..].copy_from_slice(&src[head + body..]);
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn chunk_avx512<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, start: HalfPos) {
-        chunk::<T, M, AVX512>(src, out, t, map, seed, start)
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_avx2<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], stream: bool, t: u32, map: M, seed: u64, start: HalfPos) {
+        chunk::<T, M, AVX2>(src, out, stream, t, map, seed, start)
     }
 
-    pub(super) fn run<T: Real, M: KeepMap<T>>(isa: Isa, src: Src<'_, T>, out: &mut [T], t: u32, map: M, seed: u64, start: HalfPos) {
-        match isa {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_avx512<T: Real, M: KeepMap<T>>(src: Src<'_, T>, out: &mut [T], stream: bool, t: u32, map: M, seed: u64, start: HalfPos) {
+        chunk::<T, M, AVX512>(src, out, stream, t, map, seed, start)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run<T: Real, M: KeepMap<T>>(
+        isa: Isa,
+        src: Src<'_, T>,
+        out: &mut [T],
+        stream: bool,
+        t: u32,
+        map: M,
+        seed: u64,
+        start: HalfPos,
+    ) {
+        match isa.level() {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx2` exists only when the CPU reported AVX2 (rng::isa).
-            Isa::Avx2 => unsafe { chunk_avx2(src, out, t, map, seed, start) },
+            // SAFETY: an `Isa` of level Avx2 exists only when AVX2 and FMA were detected
+            // on this CPU (`rng::Isa::new`): every feature `chunk_avx2` enables.
+            Level::Avx2 => unsafe { chunk_avx2(src, out, stream, t, map, seed, start) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx512` exists only when the CPU reported AVX-512F.
-            Isa::Avx512 => unsafe { chunk_avx512(src, out, t, map, seed, start) },
-            _ => chunk::<T, M, SCALAR>(src, out, t, map, seed, start),
+            // SAFETY: an `Isa` of level Avx512 exists only when AVX-512F/BW/DQ, AVX2 and
+            // FMA were detected (`rng::Isa::new`): a superset of what `chunk_avx512` enables.
+            Level::Avx512 => unsafe { chunk_avx512(src, out, stream, t, map, seed, start) },
+            _ => chunk::<T, M, SCALAR>(src, out, stream, t, map, seed, start),
         }
     }
 }
@@ -481,6 +579,28 @@ mod tests {
                 dropout_forward(&x[..cut], a, rule, 8, start).unwrap();
                 dropout_forward(&x[cut..], b, rule, 8, start.advance(cut)).unwrap();
                 assert_eq!(whole, parts, "phase {phase} cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn streamed_outputs_equal_the_scalar_path_at_any_alignment() {
+        // Outputs of at least STREAM_BYTES take the non-temporal store path on SIMD
+        // levels; start them 1, 2 and 3 elements past a 32-byte boundary too.
+        let n = STREAM_BYTES / 4 + 37;
+        let x = ramp::<f32>(n + 3);
+        let rule = DropoutRule::new(0.3, true).unwrap();
+        let start = HalfPos::new(7, 1);
+        for skew in 0..4 {
+            let mut want = vec![0.0f32; n];
+            dropout_forward_with(Isa::SCALAR, &x[..n], &mut want, rule, 2, start).unwrap();
+            for i in (0..n).step_by(9973) {
+                assert_eq!(want[i] != 0.0, rng::element_keep(2, start.advance(i), rule.threshold));
+            }
+            for isa in rng::available_isas() {
+                let mut buf = vec![0.0f32; n + 3];
+                dropout_forward_with(isa, &x[..n], &mut buf[skew..skew + n], rule, 2, start).unwrap();
+                assert!(buf[skew..skew + n] == want[..], "{isa:?} skew {skew}");
             }
         }
     }

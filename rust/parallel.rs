@@ -7,10 +7,22 @@
 //! joining threads costs tens of microseconds.
 //!
 //! The pool is private (not rayon's global one) so that `set_num_threads` takes effect
-//! and dropcore never contends with another library's pool. A pool built before `fork`
-//! is unusable in the child, so it is rebuilt when the process id changes.
+//! and dropcore never contends with another library's pool. It is built lazily, on the
+//! first call that runs in parallel: `set_num_threads` only records the count, so
+//! changing it costs nothing until a kernel needs the threads.
+//!
+//! Thread count: at most [`max_threads`] (4 x the CPUs this process may run on, and
+//! never a cap below 16), from `set_num_threads`, else `DROPCORE_NUM_THREADS` (read and
+//! validated once: a value that is not a whole number in `1..=max_threads()` is
+//! ignored and reported by [`config_warnings`]), else the CPU count.
+//!
+//! Fork safety: a pool built before `fork` has no threads in the child. Unix
+//! `pthread_atfork` handlers take the pool lock around `fork` (so no child starts with
+//! the lock held by a thread that does not exist there) and make the child forget the
+//! parent's pool; the process-id check rebuilds it on first use.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -19,6 +31,8 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 pub const SERIAL_BELOW: usize = 1 << 17;
 /// Elements per parallel task (a multiple of 64).
 pub const CHUNK: usize = 1 << 15;
+/// The thread cap never drops below this, whatever the CPU count.
+pub const MIN_THREAD_CAP: usize = 16;
 
 struct PoolState {
     pid: u32,
@@ -27,62 +41,182 @@ struct PoolState {
 }
 
 static POOL: Mutex<Option<PoolState>> = Mutex::new(None);
+/// The count `set_num_threads` asked for; 0 until it is called.
+static REQUESTED: AtomicUsize = AtomicUsize::new(0);
 
-fn default_threads() -> usize {
-    std::env::var("DROPCORE_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+/// CPUs this process may run on (affinity and cgroup quota included), at least 1.
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-fn build(threads: usize) -> Arc<ThreadPool> {
-    Arc::new(
-        ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("dropcore-{i}"))
-            .build()
-            .expect("failed to start dropcore's thread pool"),
+/// The most threads dropcore will run: `max(4 * cpu_count(), MIN_THREAD_CAP)`.
+/// More threads than that only add start-up time and contention.
+pub fn max_threads() -> usize {
+    (4 * cpu_count()).max(MIN_THREAD_CAP)
+}
+
+/// `DROPCORE_NUM_THREADS`, parsed once: the count it gives, or why it was ignored.
+fn env_threads() -> &'static (Option<usize>, Option<String>) {
+    static ENV: OnceLock<(Option<usize>, Option<String>)> = OnceLock::new();
+    ENV.get_or_init(|| match std::env::var("DROPCORE_NUM_THREADS") {
+        Err(std::env::VarError::NotPresent) => (None, None),
+        Err(std::env::VarError::NotUnicode(v)) => (None, Some(env_warning(&format!("{v:?}")))),
+        Ok(v) if v.trim().is_empty() => (None, None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=max_threads()).contains(&n) => (Some(n), None),
+            _ => (None, Some(env_warning(&format!("'{v}'")))),
+        },
+    })
+}
+
+fn env_warning(value: &str) -> String {
+    format!(
+        "DROPCORE_NUM_THREADS={value} ignored: it must be a whole number between 1 and {} \
+         (4 x the {} CPUs, at least {MIN_THREAD_CAP}); using {} threads",
+        max_threads(),
+        cpu_count(),
+        cpu_count()
     )
 }
 
-/// The pool for this process, (re)built lazily after `fork` or a thread-count change.
-fn pool() -> Arc<ThreadPool> {
-    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    match guard.as_ref() {
-        Some(s) if s.pid == pid => s.pool.clone(),
-        other => {
-            let threads = other.map(|s| s.threads).unwrap_or_else(default_threads);
-            let pool = build(threads);
-            *guard = Some(PoolState { pid, threads, pool: pool.clone() });
-            pool
-        }
-    }
+/// Problems found in the environment (today: an invalid `DROPCORE_NUM_THREADS`), for
+/// the binding to report once as Python warnings.
+pub fn config_warnings() -> Vec<String> {
+    env_threads().1.iter().cloned().collect()
 }
 
 /// Number of threads dropcore's kernels use.
 pub fn num_threads() -> usize {
-    let guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref().map(|s| s.threads).unwrap_or_else(default_threads)
+    match REQUESTED.load(Ordering::Relaxed) {
+        0 => env_threads().0.unwrap_or_else(cpu_count),
+        n => n,
+    }
 }
 
-/// Set the number of threads (>= 1) for later kernel calls.
+/// Set the number of threads (`1..=max_threads()`) for later kernel calls. Cheap: the
+/// pool is rebuilt only when a kernel next needs it.
 pub fn set_num_threads(threads: usize) -> crate::Result<()> {
-    if threads == 0 {
-        return Err(crate::EngineError::Invalid("number of threads must be at least 1, but got 0".into()));
+    let cap = max_threads();
+    if !(1..=cap).contains(&threads) {
+        return Err(crate::EngineError::Invalid(format!(
+            "number of threads must be between 1 and {cap} (4 x the {} CPUs, at least {MIN_THREAD_CAP}), but got {threads}",
+            cpu_count()
+        )));
     }
-    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    if !matches!(guard.as_ref(), Some(s) if s.threads == threads && s.pid == pid) {
-        *guard = Some(PoolState { pid, threads, pool: build(threads) });
-    }
+    REQUESTED.store(threads, Ordering::Relaxed);
     Ok(())
+}
+
+fn lock_pool() -> MutexGuard<'static, Option<PoolState>> {
+    // A panic while the lock was held cannot leave the state half-written (each
+    // write is one assignment), so a poisoned lock is still good.
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn build(threads: usize) -> Option<Arc<ThreadPool>> {
+    ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("dropcore-{i}"))
+        .build()
+        .ok()
+        .map(Arc::new)
+}
+
+/// The pool for this process and thread count, built on first use (and again after a
+/// `fork` or a change of count). `None` if the OS refuses to start even one thread.
+fn pool() -> Option<Arc<ThreadPool>> {
+    register_fork_handlers();
+    let threads = num_threads();
+    let pid = std::process::id();
+    let mut guard = lock_pool();
+    if let Some(s) = guard.as_ref() {
+        if s.pid == pid && s.threads == threads {
+            return Some(s.pool.clone());
+        }
+    }
+    let old = guard.take();
+    // The OS may refuse threads (limits, memory): fall back to fewer, never panic.
+    let built = build(threads).map(|p| (threads, p)).or_else(|| build(1).map(|p| (1, p)));
+    if let Some((_, p)) = &built {
+        *guard = Some(PoolState { pid, threads, pool: p.clone() });
+    }
+    drop(guard);
+    match old {
+        // Built before a fork: its threads do not exist here, so dropping it (which
+        // signals them) could wait forever. Leak it instead.
+        Some(s) if s.pid != pid => std::mem::forget(s),
+        // Replaced because the count changed: its threads exit once idle.
+        other => drop(other),
+    }
+    built.map(|(_, p)| p)
+}
+
+#[cfg(unix)]
+mod fork {
+    use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// The pool lock, held by the forking thread from `prepare` to `parent`/`child`.
+        static HELD: RefCell<Option<MutexGuard<'static, Option<PoolState>>>> = const { RefCell::new(None) };
+    }
+
+    extern "C" fn prepare() {
+        let guard = lock_pool();
+        let _ = HELD.try_with(|h| *h.borrow_mut() = Some(guard));
+    }
+
+    extern "C" fn parent() {
+        let _ = HELD.try_with(|h| drop(h.borrow_mut().take()));
+    }
+
+    extern "C" fn child() {
+        let _ = HELD.try_with(|h| {
+            if let Some(mut guard) = h.borrow_mut().take() {
+                // The parent's worker threads do not exist here: forget the pool
+                // without touching it; the next parallel call builds a new one.
+                if let Some(state) = guard.take() {
+                    std::mem::forget(state);
+                }
+            }
+        });
+    }
+
+    pub(super) fn register() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: `pthread_atfork` only records three `extern "C"` functions with
+            // no arguments; each of them is safe to run at fork time: they lock or
+            // unlock a mutex that the same (forking) thread holds and never unwind
+            // (the lock tolerates poisoning, `try_with` tolerates a dying thread).
+            // The return value (ENOMEM) only means the handlers are missing; the
+            // process-id check then still rebuilds the pool in a child.
+            unsafe {
+                libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
+            }
+        });
+    }
+}
+
+fn register_fork_handlers() {
+    #[cfg(unix)]
+    fork::register();
+}
+
+/// Read `DROPCORE_NUM_THREADS` and register the fork handlers now. Both are one-time
+/// initialisations; a process forked while another thread runs one would wait for it
+/// forever, so the binding calls this at import, before any kernel can run.
+pub fn init() {
+    register_fork_handlers();
+    let _ = env_threads();
 }
 
 /// Run `f` inside dropcore's pool (so nested rayon calls, e.g. in a GEMM, use it).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    pool().install(f)
+    match pool() {
+        Some(p) => p.install(f),
+        None => f(),
+    }
 }
 
 /// Whether `len` elements are worth spreading over threads.
@@ -173,5 +307,13 @@ mod tests {
     #[test]
     fn zero_threads_is_an_error() {
         assert!(set_num_threads(0).is_err());
+    }
+
+    #[test]
+    fn thread_counts_above_the_cap_are_errors() {
+        assert!(max_threads() >= MIN_THREAD_CAP && max_threads() >= 4 * cpu_count());
+        let err = set_num_threads(max_threads() + 1).unwrap_err();
+        assert!(err.to_string().contains("between 1 and"), "{err}");
+        assert!(set_num_threads(usize::MAX).is_err());
     }
 }

@@ -70,6 +70,8 @@ def test_cross_entropy_probability_targets(reduction, eps):
     got = F.cross_entropy(dropcore.tensor(Z), PROBS, weight=W, reduction=reduction, label_smoothing=eps)
     np.testing.assert_allclose(got.data, want, rtol=1e-12)
     gradcheck(lambda z: F.cross_entropy(z, PROBS, weight=W, reduction=reduction, label_smoothing=eps), Z)
+    # The target is differentiable too (distillation): both gradients against finite differences.
+    gradcheck(lambda z, t: F.cross_entropy(z, t, weight=W, reduction=reduction, label_smoothing=eps), Z, PROBS)
 
 
 def test_cross_entropy_k_dimensional_and_unbatched():

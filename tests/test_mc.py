@@ -1,5 +1,7 @@
 """MC-dropout prediction: probabilities, uncertainty identities, determinism, modes,
-and the word layout that lets a batched run be replayed pass by pass."""
+and the word layout: input r in pass t reads words that depend on (seed, r, t) only,
+so a batched run is replayed input by input and pass by pass, and a row slice of the
+batch predicted alone gives the same bits as the whole batch."""
 
 import numpy as np
 import pytest
@@ -27,6 +29,13 @@ def make_two_dropout_model():
 
 
 X = np.random.default_rng(0).standard_normal((9, 6)).astype(np.float32)
+
+
+def words(n):
+    """Words an element-dropout call on n elements draws (SPEC §2), measured."""
+    g = dropcore.Generator(0)
+    dropcore.nn.functional.dropout(np.ones(n, np.float32), 0.5, generator=g)
+    return g.offset
 
 
 def softmax(z):
@@ -93,7 +102,7 @@ def test_deterministic_given_the_generator_and_it_advances():
     a = mc.predict(model, X, samples=8, generator=g1)
     b = mc.predict(model, X, samples=8, generator=g2)
     np.testing.assert_array_equal(a.mean, b.mean)
-    assert g1.offset == 8 * 9 * H // 2  # one dropout call over T x B x H units, 2 per word
+    assert g1.offset == 9 * words(8 * H)  # T passes x H units per input
     assert dropcore.default_generator.get_state() == before  # the global stream is untouched
     c = mc.predict(model, X, samples=8, generator=g1)
     assert not np.array_equal(a.mean, c.mean)
@@ -103,7 +112,7 @@ def test_without_a_generator_the_default_stream_is_used():
     model = make_model()
     dropcore.manual_seed(3)
     a = mc.predict(model, X, samples=4)
-    assert dropcore.default_generator.offset == 4 * 9 * H // 2
+    assert dropcore.default_generator.get_state() == (3, 9 * words(4 * H))
     b = mc.predict(model, X, samples=4, generator=dropcore.Generator(3))
     np.testing.assert_array_equal(a.mean, b.mean)
 
@@ -118,45 +127,64 @@ def test_a_module_generator_is_overridden_by_the_given_one():
     np.testing.assert_array_equal(a.mean, b.mean)
 
 
-def test_batched_passes_equal_a_per_sample_loop_on_the_same_words():
-    """Pass t of layer k reads words [start_k + t*B*F_k/2, start_k + (t+1)*B*F_k/2) (2 elements a word)."""
+def test_batched_passes_equal_a_per_input_per_pass_replay_on_the_same_words():
+    """Input r, pass t of dropout layer k reads words base_k + (r*T + t) * words(F_k);
+    layer 2's range follows layer 1's over the whole batch."""
     model = make_two_dropout_model()
     T, B, seed = 5, len(X), 3
     r = mc.predict(model, X, samples=T, generator=dropcore.Generator(seed), return_samples=True)
-    start2 = T * B * H // 2  # the second dropout layer's range follows the first one's
-    for t in range(T):
-        ref = replay_pass(model, X, [(seed, t * B * H // 2), (seed, start2 + t * B * 8 // 2)])
-        np.testing.assert_allclose(r.samples[t], ref, rtol=1e-5, atol=1e-7)
-    # and the samples really differ from one another
-    assert not np.allclose(r.samples[0], r.samples[1])
+    base2 = B * T * words(H)
+    for i in range(B):
+        for t in range(T):
+            k = i * T + t
+            ref = replay_pass(model, X[i : i + 1], [(seed, k * words(H)), (seed, base2 + k * words(8))])
+            np.testing.assert_allclose(r.samples[t, i], ref[0], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(r.samples[0], r.samples[1])  # the samples really differ
 
 
-def test_chunks_over_inputs_are_independent_predictions_on_consecutive_ranges():
+@pytest.mark.parametrize("batch_size", [1, 3, 8, 20, 45])
+def test_masks_do_not_depend_on_batch_size(batch_size):
+    """Forwards of other sizes (inputs per forward, passes split) draw the same masks;
+    only the BLAS's summation order may differ with the GEMM shapes."""
     model = make_two_dropout_model()
-    T, seed = 4, 2
-    g = dropcore.Generator(seed)
-    r = mc.predict(model, X, samples=T, generator=g, batch_size=8, return_samples=True)  # 2 inputs per forward
-    offset = 0
-    for start in range(0, len(X), 2):
-        part = X[start : start + 2]
-        ref = mc.predict(model, part, samples=T, generator=dropcore.Generator(seed, offset), return_samples=True)
-        np.testing.assert_allclose(r.samples[:, start : start + 2], ref.samples, rtol=1e-6)
-        offset += T * len(part) * (H + 8) // 2
-    assert g.offset == offset
+    g = dropcore.Generator(2)
+    whole = mc.predict(model, X, samples=4, generator=dropcore.Generator(2), return_samples=True)
+    r = mc.predict(model, X, samples=4, generator=g, batch_size=batch_size, return_samples=True)
+    np.testing.assert_allclose(r.samples, whole.samples, rtol=1e-5, atol=1e-7)
+    assert g.offset == len(X) * (words(4 * H) + words(4 * 8))
 
 
-def test_batch_size_below_samples_splits_the_passes():
-    model = make_model()
-    T, seed = 7, 4
-    r = mc.predict(model, X, samples=T, generator=dropcore.Generator(seed), batch_size=3, return_samples=True)
-    # input i, passes [t0, t0+3): one forward of 3 rows, i.e. 3*H/2 consecutive words each
-    offset = 0
-    for i in range(len(X)):
-        for t0 in range(0, T, 3):
-            for t in range(t0, min(T, t0 + 3)):
-                ref = replay_pass(model, X[i : i + 1], [(seed, offset)])
-                np.testing.assert_allclose(r.samples[t, i], ref[0], rtol=1e-5, atol=1e-7)
-                offset += H // 2
+@pytest.mark.parametrize("width,samples", [(H, 4), (7, 5), (7, 1)])
+def test_a_row_slice_predicted_alone_is_bit_identical(width, samples):
+    """What dropcore.dask does per chunk: plan the whole batch, predict any rows alone.
+    An odd width with an odd number of samples exercises the discarded extra pass that
+    keeps every input on whole words (half-word masks, SPEC §2)."""
+    dropcore.manual_seed(4)
+    model = nn.Sequential(nn.Linear(6, width), nn.ReLU(), nn.Dropout(0.4), nn.Linear(width, 3))
+    x = np.random.default_rng(5).standard_normal((23, 6)).astype(np.float32)
+    for batch_size in (None, 3 * samples + 1):
+        g = dropcore.Generator(9)
+        plan = mc._plan(model, x, len(x), samples, batch_size, g)
+        assert g.offset == plan.words
+        whole = mc._predict_rows(model, x, 0, plan, return_samples=True)
+        ref = mc.predict(model, x, samples, batch_size, dropcore.Generator(9), return_samples=True)
+        np.testing.assert_array_equal(whole.samples, ref.samples)
+        for lo, hi in [(0, 1), (3, 4), (5, 17), (17, 23), (0, 23), (22, 23)]:
+            part = mc._predict_rows(model, x[lo:hi], lo, plan, return_samples=True)
+            np.testing.assert_array_equal(part.samples, whole.samples[:, lo:hi])
+            for field in ("mean", "variance", "entropy", "mutual_information"):
+                np.testing.assert_array_equal(getattr(part, field), getattr(whole, field)[lo:hi])
+    with pytest.raises(ValueError, match="outside"):
+        mc._predict_rows(model, x[:5], 20, plan)
+
+
+def test_shared_mask_dropconnect_is_refused():
+    """One weight mask per call would make every pass the same: no MC uncertainty."""
+    dropcore.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.DropConnectLinear(8, 3, 0.5))
+    with pytest.raises(ValueError, match="per_sample=True"):
+        mc.predict(model, X, samples=3)
+    assert all(m.training for m in model.modules())
 
 
 def test_training_flags_restored_and_batchnorm_stays_in_eval():
@@ -172,8 +200,9 @@ def test_training_flags_restored_and_batchnorm_stays_in_eval():
     assert int(bn.num_batches_tracked) == before[2]
     # BatchNorm normalised with its running statistics, not with the (tiled) batch's
     bn.eval()
-    ref = replay_pass(model, X, [(0, 0)])
-    np.testing.assert_allclose(r.samples[0], ref, rtol=1e-5, atol=1e-7)
+    for i in range(len(X)):  # pass 0 of input i: words from i * T * words(H)
+        ref = replay_pass(model, X[i : i + 1], [(0, i * 6 * words(H))])
+        np.testing.assert_allclose(r.samples[0, i], ref[0], rtol=1e-5, atol=1e-7)
     model.eval()
     mc.predict(model, X, samples=2)
     assert not any(m.training for m in model.modules())
@@ -249,7 +278,8 @@ def test_the_deterministic_prefix_runs_once_and_changes_no_result():
     wrapped = Wrapped(model)
     a = mc.predict(model, X, samples=6, generator=dropcore.Generator(8), return_samples=True)
     b = mc.predict(wrapped, X, samples=6, generator=dropcore.Generator(8), return_samples=True)
-    assert wrapped.calls == [(6 * len(X), 6)]  # the whole model on the tiled input
+    # the whole model on the repeated input (after two small planning forwards)
+    assert wrapped.calls == [(2, 6), (4, 6), (6 * len(X), 6)]
     np.testing.assert_allclose(a.samples, b.samples, rtol=1e-5, atol=1e-7)
     prefix, rest = mc._split_at_first_stochastic(model)
     assert prefix == [model[0], model[1]] and rest[0] is model[2]

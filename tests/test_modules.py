@@ -67,6 +67,17 @@ def test_activation_errors_dtype_and_inplace():
     assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')" and repr(nn.ELU()) == "ELU(alpha=1.0)"
 
 
+def test_softmax_without_dim_warns_and_infers_like_pytorch():
+    x = dropcore.tensor(rng.standard_normal((2, 3)))
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+        out = nn.Softmax()(x)
+    np.testing.assert_allclose(out.numpy().sum(1), [1, 1], rtol=1e-12)  # 2-D input: dim 1
+    with pytest.warns(UserWarning, match="Implicit dimension choice for log_softmax"):
+        out = nn.LogSoftmax()(dropcore.tensor(rng.standard_normal((4, 2, 3))))
+    np.testing.assert_allclose(np.exp(out.numpy()).sum(0), np.ones((2, 3)), rtol=1e-12)  # 3-D input: dim 0
+    assert repr(nn.Softmax(dim=1)) == "Softmax(dim=1)"
+
+
 def test_selu_keeps_standard_normal_statistics():
     # SELU's fixed point: N(0, 1) inputs give mean ~0 and variance ~1 (Klambauer et al.).
     z = dropcore.randn(400_000, dtype=np.float64, generator=dropcore.Generator(1))

@@ -276,6 +276,16 @@ def test_add_param_group_zero_grad_closure_and_errors():
     assert a.grad is None
 
 
+def test_step_counts_as_an_in_place_change_like_pytorch():
+    # A graph that saved the weight before step() refuses a second backward afterwards.
+    w = dropcore.ones(3, requires_grad=True)
+    loss = (w * w).sum()
+    loss.backward(retain_graph=True)
+    optim.SGD([w], lr=0.1).step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 def test_named_parameters_are_accepted():
     net = dropcore.nn.Linear(2, 1)
     opt = optim.Adam(net.named_parameters(), lr=0.1)

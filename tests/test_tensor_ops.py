@@ -248,6 +248,8 @@ def test_shape_helpers():
     assert y.squeeze().shape == (2, 3) and y.squeeze(0).shape == (2, 1, 3) and y.unsqueeze(0).shape == (1, 2, 1, 3)
     assert y.size() == (2, 1, 3) and y.size(-1) == 3 and y.dim() == 3 and y.numel() == 6 and dropcore.numel(y) == 6
     assert y.transpose(0, 2).shape == (3, 1, 2) and y.contiguous() is y
+    yt = y.transpose(0, 2)
+    assert not yt.is_contiguous() and yt.contiguous().is_contiguous() and dropcore.equal(yt.contiguous(), yt)
     assert dropcore.ones(2, 3).repeat(2, 2).shape == (4, 6) and dropcore.ones(3).repeat(2, 1).shape == (2, 3)
     t = dropcore.tensor([[3.0, 1.0, 2.0]])
     assert t.argsort(1).tolist() == [[1, 2, 0]] and t.sort(descending=True).indices.tolist() == [[0, 2, 1]]
@@ -332,3 +334,27 @@ def test_random_functions_draw_from_the_default_generator_after_manual_seed():
     for x, y in zip(a, b):
         assert dropcore.equal(x, y)
     assert not dropcore.equal(a[0], a[5])
+
+
+def _random_graph(seed):
+    """A random DAG of smooth ops over two inputs, reusing earlier nodes (diamonds of every depth)."""
+    r = np.random.default_rng(seed)
+    unary = [lambda t: (t * 0.3).exp(), lambda t: t.tanh(), lambda t: t.sigmoid(), lambda t: t.sin(),
+             lambda t: t * 1.7, lambda t: t.softmax(-1), lambda t: t.T.T, lambda t: t[:, [0, 1, 1, 3]]]
+    binary = [lambda s, t: s + t, lambda s, t: s * t, lambda s, t: s - t, lambda s, t: s / (1 + t * t)]
+    picks = [(int(r.integers(2)), int(r.integers(len(unary)))) if r.random() < 0.5 else
+             (2, int(r.integers(len(binary)))) for _ in range(12)]
+    operands = [r.integers(0, 2 + i, size=2) for i in range(12)]
+
+    def fn(a, b):
+        nodes = [a, b]
+        for (kind, k), (i, j) in zip(picks, operands):
+            nodes.append(unary[k](nodes[i]) if kind < 2 else binary[k](nodes[i], nodes[j]))
+        return nodes[-1] + nodes[-3] * nodes[len(nodes) // 2]
+
+    return fn
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_graphs_with_shared_nodes_match_finite_differences(seed):
+    gradcheck(_random_graph(seed), A * 0.5, B * 0.5)

@@ -236,3 +236,70 @@ def test_inference_mode_and_grad_mode_switches():
     with dropcore.set_grad_enabled(False):
         assert not (x * 2).requires_grad
     assert dropcore.is_grad_enabled()
+
+
+def test_deepcopy_copies_leaves_and_refuses_graph_nodes_like_pytorch():
+    import copy
+
+    w = dropcore.nn.Parameter(dropcore.ones(2, 3))
+    (w * 2).sum().backward()
+    c = copy.deepcopy(w)
+    assert type(c) is type(w) and c.requires_grad and c.is_leaf
+    assert not np.shares_memory(c.detach().numpy(), w.detach().numpy())
+    assert c.grad.tolist() == w.grad.tolist() and not np.shares_memory(c.grad.numpy(), w.grad.numpy())
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(w * 2)
+
+
+def test_in_place_ops_on_indexing_views_are_recorded_through_the_base():
+    def f(a, b):
+        h = a * 1.0
+        h[0].mul_(b[0])  # a view of a row, written in place
+        h.narrow(1, 1, 2).add_(b[1:3])
+        h[1:][0, ::2].clamp_(-0.5, 0.5)  # a view of a view
+        for piece in h.split(2, 1):
+            piece.sub_(b[3])
+        return h
+
+    gradcheck(f, np.arange(-6.0, 6.0).reshape(3, 4) / 5, np.array([1.5, -0.3, 0.7, 0.2]))
+
+
+def test_copy_into_a_slice_of_a_plain_tensor_records_the_source():
+    w = dropcore.tensor([2.0, 3.0], requires_grad=True)
+    x = dropcore.zeros(4)
+    x[1:3].copy_(w)
+    assert not x.is_leaf and x.tolist() == [0.0, 2.0, 3.0, 0.0]
+    (x * dropcore.tensor([1.0, 10.0, 100.0, 1000.0])).sum().backward()
+    assert w.grad.tolist() == [10.0, 100.0]
+
+
+def test_in_place_on_a_reshaped_view_that_requires_grad_is_refused():
+    h = dropcore.ones(2, 3, requires_grad=True) * 1.0
+    with pytest.raises(RuntimeError, match="clone\\(\\) it first"):
+        h.view(6).mul_(2)
+
+
+@pytest.mark.parametrize("order", ["short path first", "long path first"])
+def test_backward_waits_for_every_path_into_a_node(order):
+    # A diamond whose two paths have different lengths: the shared node must receive both
+    # contributions before it runs (a wrong topological order silently drops one).
+    a = dropcore.tensor([1.0, 2.0], requires_grad=True)
+    h = a * 3.0
+    long = (h * 2.0).exp().log()
+    out = h + long if order == "short path first" else long + h
+    out.sum().backward()
+    assert a.grad.tolist() == [9.0, 9.0]
+
+
+def test_functional_relu_inplace_writes_into_its_input_and_is_recorded():
+    import dropcore.nn.functional as F
+
+    def f(a):
+        h = a * 2.0
+        F.relu(h, inplace=True)
+        F.leaky_relu(h - 1.0, 0.1, inplace=True)
+        return h * a
+
+    gradcheck(f, np.array([[0.3, -0.8], [1.1, -0.2]]))
+    x = dropcore.tensor([-1.0, 2.0])
+    assert F.relu(x, inplace=True) is x and x.tolist() == [0.0, 2.0]

@@ -1,7 +1,10 @@
 """Type stubs for dropcore's Rust engine (``dropcore._core``).
 
-Kernels take C-contiguous float32/float64 arrays (the Python layer makes them so),
+Kernels take C-contiguous, aligned, native-endian float32/float64 arrays (the Python
+layer makes them so; anything else is a ``ValueError``/``TypeError``, never a misread),
 release the GIL while they run, and read the Philox words ``offset ..`` of ``seed``.
+New arrays are zero-filled NumPy allocations (``MemoryError`` when too large); an
+``out`` must share no byte with the input (an exact address-range test).
 Element masks (``dropout``, ``bernoulli_map`` with ``inner=None``) follow contract v2
 (SPEC §2): element ``i`` reads the 16-bit half-word ``2 * offset + phase + i`` (ties
 settled by the tie word), so a call on ``n`` elements uses ``ceil((phase + n) / 2)`` words.
@@ -20,7 +23,8 @@ def philox4x32_10(counter: list[int], key: list[int]) -> list[int]:
     """One Philox4x32-10 block: 4 counter words under a 2-word key."""
 
 def philox_words(seed: int, offset: int, n: int) -> npt.NDArray[np.uint32]:
-    """Words ``offset .. offset + n`` of the stream of ``seed``."""
+    """Words ``offset .. offset + n`` of the stream of ``seed``: ``OverflowError`` past
+    word ``2**64 - 1``, ``MemoryError`` if ``n`` words do not fit in memory."""
 
 def dropout(
     x: npt.NDArray[_F],
@@ -39,7 +43,15 @@ def dropout(
     """
 
 def get_num_threads() -> int: ...
-def set_num_threads(n: int) -> None: ...
+def set_num_threads(n: int) -> None:
+    """Record the thread count (1 ..= ``max_num_threads()``, else ``ValueError``); the
+    pool is built lazily by the next parallel kernel call."""
+
+def max_num_threads() -> int:
+    """The thread cap: 4 x the CPUs this process may use, at least 16."""
+
+def _config_warnings() -> list[str]:
+    """Environment settings ignored at start-up (e.g. a bad ``DROPCORE_NUM_THREADS``)."""
 def simd_isa() -> str:
     """The instruction set picked at run time: "avx512", "avx2" or "scalar"."""
 
@@ -66,10 +78,14 @@ def bernoulli_map(
     feature alpha dropout; ``phase`` must be 0).
     """
 
-def gaussian_map(x: npt.NDArray[_F], scale: float, multiplicative: bool, seed: int, offset: int) -> npt.NDArray[_F]:
+def gaussian_map(
+    x: npt.NDArray[_F], scale: float, multiplicative: bool, seed: int, offset: int, out: npt.NDArray[_F] | None = None
+) -> npt.NDArray[_F]:
     """``x * (1 + scale z)`` or ``x + scale z``; ``z_i`` by Box-Muller from words 2i, 2i+1."""
 
-def drop_block2d(x: npt.NDArray[_F], p: float, block_size: int, seed: int, offset: int) -> npt.NDArray[_F]:
+def drop_block2d(
+    x: npt.NDArray[_F], p: float, block_size: int, seed: int, offset: int, out: npt.NDArray[_F] | None = None
+) -> npt.NDArray[_F]:
     """DropBlock on (N, C, H, W); the same call on a gradient is its backward."""
 
 def dropconnect_forward(

@@ -8,6 +8,7 @@ results on any machine. Uniform floats use 24 bits (float32, one word each) or 5
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -180,11 +181,9 @@ def full_like(input: Tensor, fill_value, *, dtype=None, device=None, requires_gr
 # ----------------------------------------------------------------------------- random
 def _words(generator, n: int) -> np.ndarray:
     """``n`` consecutive 32-bit Philox words from ``generator`` (the default one if None)."""
-    from . import _core
-    from .random import _resolve
+    from .random import _draw_words  # MemoryError before drawing; words given back on failure
 
-    seed, offset = _resolve(generator).take(n)
-    return _core.philox_words(seed, offset, n)
+    return _draw_words(generator, n)
 
 
 def _uniform_from(generator, n: int, dtype) -> np.ndarray:
@@ -221,7 +220,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = F
     check_device(device)
     shape = _sizes(size)
     d = _float_dtype(dtype)
-    return _leaf(_uniform_from(generator, int(np.prod(shape)), d).reshape(shape), requires_grad)
+    return _leaf(_uniform_from(generator, math.prod(shape), d).reshape(shape), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -229,7 +228,7 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = 
     check_device(device)
     shape = _sizes(size)
     d = _float_dtype(dtype)
-    return _leaf(_normal_from(generator, int(np.prod(shape))).astype(d).reshape(shape), requires_grad)
+    return _leaf(_normal_from(generator, math.prod(shape)).astype(d).reshape(shape), requires_grad)
 
 
 def rand_like(input: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -250,7 +249,18 @@ def _randint_array(low: int, high: int, shape, generator, d) -> np.ndarray:
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Integers drawn uniformly from ``[low, high)`` (``randint(high, size)`` starts at 0); int64 by default."""
+    """Integers drawn uniformly from ``[low, high)`` (``randint(high, size)`` starts at 0); int64 by default.
+
+    Args:
+        low: lowest value (inclusive), 0 if omitted.
+        high: one above the highest value.
+        size: the output shape (a tuple).
+        generator: the :class:`dropcore.Generator` to draw from (the default one if None).
+
+    Example:
+        >>> dropcore.randint(0, 10, (3,), generator=dropcore.Generator(0)).shape
+        (3,)
+    """
     check_device(device)
     if size is None:
         if high is None or not isinstance(high, (tuple, list)):

@@ -226,12 +226,11 @@ def neg(input: Tensor) -> Tensor:
 negative = neg
 
 
-def _unary(input: Tensor, fn, grad, name: str, saves_output: bool = False, float_only: bool = True,
-           keep_int: bool = False) -> Tensor:
+def _unary(input: Tensor, fn, grad, name: str, saves_output: bool = False, keep_int: bool = False) -> Tensor:
     """``fn`` elementwise; integer inputs promote to the default float dtype unless ``keep_int``."""
     a = input._data
     if a.dtype.kind != "f" and not keep_int:
-        a = a.astype(D.default_np()) if float_only else a
+        a = a.astype(D.default_np())
     out = np.asarray(fn(a))
     if keep_int and out.dtype != a.dtype:
         out = out.astype(a.dtype)
@@ -499,7 +498,18 @@ def _int_accumulator(a: np.ndarray, dtype) -> np.dtype:
 
 
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None) -> Tensor:  # noqa: A001
-    """Sum over ``dim`` (all elements by default); bool and integer tensors sum to int64."""
+    """Sum over ``dim`` (all elements by default); bool and integer tensors sum to int64.
+
+    Args:
+        input: the tensor.
+        dim: a dimension or a tuple of them (``axis=`` is accepted too); ``None`` sums all.
+        keepdim: keep the reduced dimensions with size 1.
+        dtype: accumulate and return in this dtype.
+
+    Example:
+        >>> (dropcore.tensor([1, 2, 2]) == 2).sum()
+        tensor(2)
+    """
     a = input._data
     axes = _reduce_dims(input, dim, axis)
     rt = _int_accumulator(a, dtype)
@@ -520,7 +530,12 @@ def _float_only(a: np.ndarray, what: str, dtype=None) -> np.dtype:
 
 
 def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None) -> Tensor:
-    """Mean over ``dim``; integer and bool tensors raise, as in PyTorch (pass ``dtype=``)."""
+    """Mean over ``dim``; integer and bool tensors raise, as in PyTorch (pass ``dtype=``).
+
+    Example:
+        >>> (dropcore.tensor([1.0, -1.0, 2.0, 3.0]) > 0).float().mean()
+        tensor(0.75)
+    """
     a = input._data
     rt = _float_only(a, "mean", dtype)
     axes = _reduce_dims(input, dim, axis)
@@ -585,7 +600,14 @@ def _correction(unbiased, correction) -> float:
 
 
 def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None, axis=None) -> Tensor:
-    """Variance over ``dim`` with Bessel's correction by default (``correction=1``)."""
+    """Variance over ``dim`` with Bessel's correction by default (``correction=1``).
+
+    Args:
+        dim: dimension(s) to reduce; ``None`` for all.
+        unbiased: ``False`` divides by N (the same as ``correction=0``).
+        keepdim: keep the reduced dimensions with size 1.
+        correction: N - correction is the divisor.
+    """
     if isinstance(dim, bool):  # legacy var(input, unbiased)
         dim, unbiased = None, dim
     a = input._data
@@ -650,7 +672,13 @@ def _extreme(input: Tensor, dim, keepdim: bool, which: str, other=None):
 
 
 def max(input: Tensor, dim=None, keepdim: bool = False, *, axis=None):  # noqa: A001
-    """The largest element (a 0-d tensor), ``(values, indices)`` over ``dim``, or ``max(a, b)`` elementwise."""
+    """The largest element (a 0-d tensor), ``(values, indices)`` over ``dim``, or ``max(a, b)`` elementwise.
+
+    Example:
+        >>> _, predicted = dropcore.max(dropcore.tensor([[0.1, 2.0], [3.0, -1.0]]), 1)
+        >>> predicted
+        tensor([1, 0])
+    """
     return _extreme(input, axis if axis is not None else dim, keepdim, "max")
 
 

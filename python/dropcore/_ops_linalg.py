@@ -30,7 +30,16 @@ def _tensor(x) -> Tensor:
 
 
 def matmul(input: Tensor, other: Tensor) -> Tensor:
-    """Matrix product with PyTorch's 1-D and batch-broadcasting rules."""
+    """Matrix product with PyTorch's 1-D and batch-broadcasting rules.
+
+    1-D times 1-D is the dot product (a 0-d tensor); a 1-D left operand acts as a row and
+    a 1-D right operand as a column (that dimension is removed from the result); leading
+    dimensions broadcast. Both operands must have the same dtype.
+
+    Example:
+        >>> dropcore.tensor([1.0, 2.0]) @ dropcore.tensor([3.0, 4.0])
+        tensor(11.)
+    """
     input, other = _tensor(input), _tensor(other)
     a, b = input._data, other._data
     if a.ndim == 0 or b.ndim == 0:

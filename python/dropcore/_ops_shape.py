@@ -47,7 +47,7 @@ def reshape(input: Tensor, *shape) -> Tensor:
 
 def _view(self: Tensor, *shape) -> Tensor:
     if len(shape) == 1 and not isinstance(shape[0], (int, np.integer, tuple, list)):
-        return self.to(shape[0])  # view(dtype) is not a reinterpretation here: refuse loudly instead
+        raise NotImplementedError("view(dtype) (reinterpreting the bits) is not supported; use .to(dtype) to convert")
     return reshape(self, *shape)
 
 
@@ -67,7 +67,8 @@ def unflatten(input: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
     return reshape(input, shape[:d] + tuple(sizes) + shape[d + 1 :])
 
 
-def permute(input: Tensor, *dims) -> Tensor:
+def permute(input: Tensor, *dims, _name: str = "PermuteBackward0") -> Tensor:
+    """The dimensions reordered as ``dims`` (a view)."""
     dims = _sizes(dims)
     a = input._data
     if len(dims) != a.ndim:
@@ -77,18 +78,19 @@ def permute(input: Tensor, *dims) -> Tensor:
         )
     dims = tuple(_axis(d, a.ndim) for d in dims)
     inv = tuple(np.argsort(dims))
-    return _make_op(np.transpose(a, dims), (input,), lambda g: (np.transpose(g, inv),), "PermuteBackward0",
+    return _make_op(np.transpose(a, dims), (input,), lambda g: (np.transpose(g, inv),), _name,
                     saved=(), view_of=input)
 
 
-def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
+def transpose(input: Tensor, dim0: int, dim1: int, _name: str = "TransposeBackward0") -> Tensor:
+    """``dim0`` and ``dim1`` swapped (a view)."""
     n = input._data.ndim
     if n == 0:
         return reshape(input, ())
     dims = list(range(n))
     d0, d1 = _axis(dim0, n), _axis(dim1, n)
     dims[d0], dims[d1] = dims[d1], dims[d0]
-    return permute(input, *dims)
+    return permute(input, *dims, _name=_name)
 
 
 swapaxes = transpose
@@ -106,7 +108,7 @@ def t(input: Tensor) -> Tensor:
     """Transpose of a 2-D tensor (0-D and 1-D tensors come back as they are)."""
     if input._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input._data.ndim}D")
-    return transpose(input, 0, 1) if input._data.ndim == 2 else reshape(input, input._data.shape)
+    return transpose(input, 0, 1, _name="TBackward0") if input._data.ndim == 2 else reshape(input, input._data.shape)
 
 
 def unsqueeze(input: Tensor, dim: int) -> Tensor:
@@ -149,7 +151,12 @@ def _expand(self: Tensor, *sizes) -> Tensor:
 
 
 def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
-    """The slice ``start:start+length`` of ``dim`` (a view)."""
+    """The slice ``start:start+length`` of ``dim`` (a view sharing storage).
+
+    Example:
+        >>> dropcore.arange(10).narrow(0, 2, 3)
+        tensor([2, 3, 4])
+    """
     a = input._data
     d = _axis(dim, a.ndim)
     n = a.shape[d]
@@ -192,8 +199,7 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     n = input._data.shape[_axis(dim, input._data.ndim)]
-    size = -(-n // chunks) if n else 0
-    return split(input, size, dim) if size else split(input, [0] * 0 + [n], dim)
+    return split(input, -(-n // chunks), dim) if n else split(input, [0], dim)
 
 
 # ----------------------------------------------------------------------------- indexing
@@ -231,8 +237,11 @@ def _getitem(self: Tensor, index: Any) -> Tensor:
             np.add.at(full, index, g)
         return (full,)
 
-    return _make_op(np.asarray(out), (self,), backward, "SliceBackward0" if basic else "IndexBackward0", saved=(),
+    view = _make_op(np.asarray(out), (self,), backward, "SliceBackward0" if basic else "IndexBackward0", saved=(),
                     view_of=self if basic else None)
+    if view._base is not None:
+        view._view_src = (self, index)  # lets a recorded in-place write go through the parent
+    return view
 
 
 def _setitem(self: Tensor, index: Any, value: Any) -> None:
@@ -294,7 +303,18 @@ def _check_gather_index(a: np.ndarray, idx: np.ndarray, d: int, name: str) -> np
 
 
 def gather(input: Tensor, dim: int, index: Tensor) -> Tensor:
-    """``out[i][j] = input[index[i][j]][j]`` (for ``dim=0``), PyTorch's gather."""
+    """``out[i][j] = input[index[i][j]][j]`` for ``dim=0`` (``input[i][index[i][j]]`` for ``dim=1``).
+
+    Args:
+        input: the source tensor.
+        dim: the axis to index along.
+        index: an integer tensor with ``input``'s number of dimensions; the output has its shape.
+
+    Example:
+        >>> dropcore.tensor([[1, 2], [3, 4]]).gather(1, dropcore.tensor([[0, 0], [1, 0]]))
+        tensor([[1, 1],
+                [4, 3]])
+    """
     a = input._data
     d = _axis(dim, a.ndim)
     idx = _check_gather_index(a, _as_array(index), d, "gather")
@@ -435,6 +455,10 @@ def flip(input: Tensor, dims) -> Tensor:
     return _make_op(np.flip(input._data, axes).copy(), (input,), lambda g: (np.flip(g, axes),), "FlipBackward0", saved=())
 
 
+def _contiguous_copy(input: Tensor) -> Tensor:
+    return _make_op(np.ascontiguousarray(input._data), (input,), lambda g: (g,), "CloneBackward0", saved=())
+
+
 def clone(input: Tensor) -> Tensor:
     """A copy with its own storage; gradients flow back to ``input``."""
     return _make_op(input._data.copy(), (input,), lambda g: (g,), "CloneBackward0", saved=())
@@ -499,7 +523,7 @@ def _bind() -> None:
     T.expand = _expand
     T.expand_as = lambda self, other: _expand(self, other.shape)
     T.repeat = _repeat
-    T.contiguous = lambda self, memory_format=None: self
+    T.contiguous = lambda self, memory_format=None: self if self._data.flags.c_contiguous else _contiguous_copy(self)
     T.is_contiguous = lambda self, memory_format=None: bool(self._data.flags.c_contiguous)
     T.T = property(lambda self: permute(self, *reversed(range(self._data.ndim))))
     T.mT = property(lambda self: transpose(self, -2, -1))

@@ -11,8 +11,11 @@ never on threads or chunking - and backward recomputes the mask instead of stori
 
 from __future__ import annotations
 
+import importlib
 import math
-from typing import Any
+import numbers
+import warnings
+from typing import Any, Callable
 
 import numpy as np
 
@@ -21,16 +24,55 @@ from .random import Generator, _resolve
 
 __all__ = ["dropout"]
 
+# --- one argument-check path for every entry point ------------------------------------
+# The rule for the whole family (documented in the README, "out= and inplace"):
+# - Every argument is checked before a single word is drawn; a call that fails leaves
+#   the input, ``out`` and the generator as they were (a kernel that fails after the
+#   draw, e.g. out of memory, gives its words back to the generator).
+# - ``out=`` (keyword-only, every shape-preserving function of the family): NumPy input
+#   only (a Tensor input raises TypeError). ``out`` must be an ndarray of the input's
+#   dtype and shape, writeable, with no two elements sharing memory, and sharing no
+#   memory with the input - unless it *is* the input, which means ``inplace=True``.
+#   Any layout works (strided, unaligned or byte-swapped buffers go through a copy).
+#   The result is written into ``out`` and ``out`` is returned; identity cases (eval,
+#   ``p == 0``) copy the input into it.
+# - ``inplace=True`` (where PyTorch has it): the result overwrites the input, which is
+#   returned. The input must be writeable and free of self-overlap (a view whose
+#   elements share memory, e.g. from ``np.broadcast_to``, would write every result
+#   through one cell): ValueError otherwise. ``inplace=True`` with an ``out`` other
+#   than the input is a ValueError (two different destinations). On a Tensor it
+#   follows PyTorch (see ``_Call``): RuntimeError on a leaf that requires grad,
+#   recorded by autograd otherwise.
+
 
 def _check_p(p: Any, what: str = "dropout probability") -> float:
-    """``p`` as a float in [0, 1], or a ValueError naming it (PyTorch's message)."""
-    try:
-        value = float(p)
-    except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a real number, but got {type(p).__name__}") from None
+    """``p`` as a float in [0, 1]: TypeError unless a real number (a str or a bool is
+    not), ValueError naming the value otherwise (PyTorch's message)."""
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, without ABC checks
+        return p
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
+        raise TypeError(f"{what} must be a real number, but got {type(p).__name__}")
+    value = float(p)
     if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{what} has to be between 0 and 1, but got {p}")
     return value
+
+
+def _check_real(value: Any, name: str) -> float:
+    """``value`` as a finite non-negative float (TypeError for a str, a bool, ...)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, but got {type(value).__name__}")
+    f = float(value)
+    if not math.isfinite(f) or f < 0:
+        raise ValueError(f"{name} must be finite and non-negative, but got {value}")
+    return f
+
+
+def _check_int(value: Any, name: str) -> int:
+    """``value`` as a Python int (an int or NumPy integer; a bool or a float is a TypeError)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, but got {type(value).__name__}")
+    return int(value)
 
 
 def _check_float_array(x: Any, name: str = "input") -> np.ndarray:
@@ -42,12 +84,40 @@ def _check_float_array(x: Any, name: str = "input") -> np.ndarray:
     return x
 
 
-def _contiguous(x: np.ndarray) -> np.ndarray:
-    """A C-contiguous, native-byte-order view of ``x``; copies only when it must."""
-    if not x.dtype.isnative:
-        x = x.astype(x.dtype.newbyteorder("="))
-    # (np.ascontiguousarray would turn a 0-d array into a 1-d one.)
-    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+def _is_behaved(a: np.ndarray) -> bool:
+    """Whether the kernels can read/write ``a`` as one slice: C-contiguous, aligned, native."""
+    return a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative
+
+
+def _behaved(x: np.ndarray) -> np.ndarray:
+    """``x`` itself if the kernels can read it directly, else a C-contiguous, aligned,
+    native-byte-order copy (strided, unaligned and big-endian inputs all work)."""
+    if _is_behaved(x):
+        return x
+    return x.astype(x.dtype.newbyteorder("="), order="C")
+
+
+def _self_overlapping(a: np.ndarray) -> bool:
+    """Whether two elements of ``a`` share memory (zero or interleaved strides). Exact:
+    a quick test accepts the usual layouts, the rest are checked element by element."""
+    flags = a.flags
+    if flags.c_contiguous or flags.f_contiguous or a.size <= 1:
+        return False
+    dims = sorted((abs(s), n) for s, n in zip(a.strides, a.shape) if n > 1)
+    extent = a.itemsize
+    for stride, n in dims:
+        if stride < extent:
+            break
+        extent = stride * (n - 1) + extent
+    else:
+        return False  # each axis steps over everything the smaller axes span
+    if dims[0][0] == 0:
+        return True
+    offsets = np.zeros(1, np.int64)
+    for stride, n in dims:
+        offsets = np.add.outer(offsets, np.arange(n, dtype=np.int64) * stride).ravel()
+    offsets.sort()
+    return bool((np.diff(offsets) < a.itemsize).any())
 
 
 def _element_words(n: int) -> int:
@@ -56,8 +126,181 @@ def _element_words(n: int) -> int:
 
 
 def _check_writeable(x: np.ndarray) -> None:
+    """The input of an in-place call: writeable, and no two elements in one cell."""
     if not x.flags.writeable:
         raise ValueError("inplace=True needs a writeable array, but the input is read-only")
+    if _self_overlapping(x):
+        raise ValueError(
+            "inplace=True needs an array whose elements do not share memory, but the input has zero or "
+            "overlapping strides (e.g. from np.broadcast_to or as_strided): pass a copy, or use inplace=False"
+        )
+
+
+def _check_out(out: Any, x: np.ndarray) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, but got {type(out).__name__}")
+    if out.shape != x.shape or out.dtype != x.dtype:
+        raise ValueError(f"out must have the input's dtype and shape {x.dtype}{x.shape}, but has {out.dtype}{out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable, but it is read-only")
+    if _self_overlapping(out):
+        raise ValueError("out must not have elements that share memory (zero or overlapping strides)")
+    if np.may_share_memory(out, x):  # bounds overlap: settle it exactly
+        try:
+            shared = np.shares_memory(out, x, max_work=1_000_000)
+        except np.exceptions.TooHardError:  # pragma: no cover - exotic strides only
+            shared = True
+    else:
+        shared = False
+    if shared:
+        raise ValueError("out must not overlap the input (out=input, or inplace=True, overwrites the input)")
+
+
+_TENSOR: Any = None
+
+
+def _tensor_module():
+    """``dropcore.tensor``, imported on first use (it imports this module)."""
+    global _TENSOR
+    if _TENSOR is None:
+        # (``from . import tensor`` would give the package's ``tensor()`` factory.)
+        _TENSOR = importlib.import_module(".tensor", __package__)
+    return _TENSOR
+
+
+class _Call:
+    """One checked call: the Tensor (if any), its array, the destination, the mode.
+
+    ``inplace`` on a Tensor follows PyTorch: refused (RuntimeError) on a leaf that
+    requires grad; recorded by autograd on a non-leaf (the op runs on a snapshot and
+    the tensor's storage takes the result, its ``grad_fn`` becomes the op's node);
+    written straight into the storage when nothing records. Either way the version
+    counter moves, so a graph that saved the old values refuses to use them.
+    """
+
+    __slots__ = ("input", "tensor", "x", "out", "inplace", "needs_graph")
+
+    def __init__(self, input: Any, inplace: bool, out: Any) -> None:
+        self.input = input
+        if isinstance(input, np.ndarray):
+            self.tensor, self.needs_graph = None, False
+            self.x = _check_float_array(input)
+        else:
+            tm = _tensor_module()
+            if not isinstance(input, tm.Tensor):
+                _check_float_array(input)  # raises the TypeError
+            self.tensor = input
+            self.x = _check_float_array(input._data)
+            self.needs_graph = input.requires_grad and tm.is_grad_enabled()
+        inplace = bool(inplace)
+        if out is not None:
+            if self.tensor is not None:
+                raise TypeError("out= is for NumPy arrays; a Tensor input gets a new Tensor (or itself with inplace=True)")
+            if out is self.x:
+                inplace, out = True, None
+            elif inplace:
+                raise ValueError("inplace=True and out= name two destinations: pass out=input, or one of the two")
+            else:
+                _check_out(out, self.x)
+        self.inplace = inplace
+        self.out = out
+        if inplace:
+            if self.tensor is not None:
+                self.tensor._check_inplace()  # PyTorch's RuntimeErrors, before any draw
+            _check_writeable(self.x)
+
+    def identity(self) -> Any:
+        """The result of an identity case (eval mode, ``p == 0``)."""
+        if self.out is None:
+            return self.input
+        self.out[...] = self.x
+        return self.out
+
+    def _node(self, y: np.ndarray, parent, backward, name: str):
+        """The Tensor result ``y`` of an out-of-place op on ``parent``. The backward
+        reads no input values (masks are recomputed), so nothing is saved."""
+        return _tensor_module()._make_op(y, (parent,), backward, name, saved=())
+
+    def _tensor_inplace(self, compute: Callable[[Any], Any]) -> Any:
+        """Write ``compute(tensor)`` into the Tensor's storage, recorded when autograd
+        needs it (see the class docstring)."""
+        t = self.tensor
+        if self.needs_graph:
+            return t._inplace_from(compute)
+        compute(t)  # writes into t._data directly (see _forward)
+        t._vbox[0] += 1
+        return t
+
+    def scaled(self, factor: float) -> Any:
+        """``input * factor`` (vanilla dropout at test time), honouring inplace/out=."""
+        x = self.x
+        f = x.dtype.type(factor)
+        if self.tensor is not None:
+
+            def compute(src):
+                if self.needs_graph or not self.inplace:
+                    return self._node(src._data * f, src, lambda g: (g * g.dtype.type(factor),), "MulBackward0")
+                np.multiply(src._data, f, out=src._data)
+                return src
+
+            return self._tensor_inplace(compute) if self.inplace else compute(self.tensor)
+        dest = x if self.inplace else self.out
+        if dest is None:
+            return x * f
+        np.multiply(x, f, out=dest)
+        return dest
+
+    def run(
+        self,
+        generator: Generator | None,
+        n_words: int,
+        kernel: Callable[..., np.ndarray],
+        backward: Callable[..., np.ndarray] | None,
+        name: str,
+        inplace_kernel: Callable[..., Any] | None = None,
+    ) -> Any:
+        """Draw ``n_words`` words and run ``kernel(x, seed, offset, out)`` (``out``: a
+        C-contiguous buffer to fill, or None for a new array). A Tensor records
+        ``backward(grad, seed, offset, None)`` (None: the gradient passes through)."""
+        gen = _resolve(generator)
+        if self.tensor is None:
+            return _forward(self.x, gen, n_words, kernel, self.inplace, self.out, inplace_kernel)[0]
+
+        def compute(src):
+            direct = self.inplace and not self.needs_graph
+            y, seed, offset = _forward(src._data, gen, n_words, kernel, direct, None, inplace_kernel)
+            if direct:
+                return src
+            if backward is None:
+                return self._node(y, src, lambda g: (g,), name)
+            return self._node(y, src, lambda g: (backward(_behaved(g), seed, offset, None) if g.size else g,), name)
+
+        return self._tensor_inplace(compute) if self.inplace else compute(self.tensor)
+
+
+def _forward(x, gen: Generator, n_words: int, kernel, inplace: bool, out, inplace_kernel=None):
+    """The one place words are drawn: returns ``(result, seed, offset)``. If anything
+    fails after the draw, the words go back to the generator (unless another call took
+    words since) and the destination has not been written."""
+    dest = x if inplace else out
+    seed, offset = gen.take(n_words)
+    try:
+        if x.size == 0:
+            y = dest if dest is not None else x.copy()
+        elif inplace and inplace_kernel is not None and _is_behaved(x):
+            inplace_kernel(x, seed, offset)
+            y = x
+        elif out is not None and _is_behaved(out):
+            y = kernel(_behaved(x), seed, offset, out)
+        else:
+            y = kernel(_behaved(x), seed, offset, None)
+            if dest is not None:
+                dest[...] = y
+                y = dest
+    except BaseException:
+        gen._untake(seed, offset, n_words)
+        raise
+    return y, seed, offset
 
 
 def dropout(
@@ -73,23 +316,35 @@ def dropout(
     """Randomly zero elements of ``input`` with probability ``p``.
 
     Args:
-        input: a float32/float64 ``np.ndarray`` of any shape and strides (the logical
-            index is the C-order position), or a ``dropcore.Tensor``. An ndarray in
-            gives an ndarray out, with the same dtype and shape.
-        p: probability of an element to be zeroed. Default: 0.5.
+        input: a float32/float64 ``np.ndarray`` of any shape, strides, alignment and
+            byte order (the logical index is the C-order position), or a
+            ``dropcore.Tensor``. An ndarray in gives an ndarray out, with the same
+            dtype and shape (native byte order).
+        p: probability of an element to be zeroed, a real number. Default: 0.5.
         training: apply dropout if ``True``; otherwise the identity (the input object
             itself), or, when ``inverted=False``, the input times ``1 - p``.
-        inplace: overwrite ``input`` (an ndarray must be writeable). For a Tensor that
-            takes part in autograd the result is computed out of place.
+        inplace: overwrite ``input`` (an ndarray must be writeable and must not have
+            elements that share memory). Tensors follow PyTorch: a leaf that requires
+            grad is refused (RuntimeError); on other tensors the write is recorded by
+            autograd and bumps the version counter.
         generator: the :class:`dropcore.Generator` to draw from (default: the global one).
         inverted: scale kept elements by ``1/(1-p)`` while training (the usual rule);
             ``False`` is the original rule: no scaling in training, ``* (1-p)`` at test.
-        out: NumPy path only: a writeable C-contiguous array of the input's dtype and
-            shape to write the result into (reusing a buffer saves the page faults a
-            fresh large array costs). ``out=input`` is the same as ``inplace=True``.
+        out: NumPy path only: a writeable array of the input's dtype and shape,
+            sharing no memory with it, to write the result into (reusing a buffer saves
+            the page faults a fresh large array costs). ``out=input`` is the same as
+            ``inplace=True``. The rule is the same for every function of the family
+            (README, "out= and inplace").
 
     Returns:
-        The result; ``input`` itself for identity cases and successful ``inplace`` calls.
+        The result; ``input`` itself for identity cases and successful ``inplace`` calls,
+        ``out`` when given.
+
+    Raises:
+        TypeError: ``p`` is not a real number; ``input`` is not a float array;
+            ``out`` with a Tensor.
+        ValueError: ``p`` outside [0, 1]; a read-only or self-overlapping input with
+            ``inplace=True``; a bad ``out``. Nothing is drawn or written then.
 
     Example:
         >>> import numpy as np, dropcore
@@ -99,94 +354,31 @@ def dropout(
         True
     """
     p = _check_p(p)
-    gen = _resolve(generator)
-    if not isinstance(input, np.ndarray):
-        from .tensor import Tensor
-
-        if isinstance(input, Tensor):
-            return _dropout_tensor(input, p, training, inplace, gen, inverted)
-    x = _check_float_array(input)
-    if out is not None:
-        if out is x:
-            inplace, out = True, None
-        else:
-            _check_out(out, x)
-    if inplace:
-        _check_writeable(x)
+    call = _Call(input, inplace, out)
     if not training or p == 0.0:
-        y = _eval_scale(x, p, inverted if not training else True, inplace)
-        if out is None:
-            return y
-        out[...] = y
-        return out
-    seed, offset = gen.take(_element_words(x.size))
-    if out is not None and x.flags.c_contiguous and x.dtype.isnative:
-        return _core.dropout(x, p, seed, offset, inverted, False, out) if x.size else out
-    y = _apply(x, p, seed, offset, inverted, inplace)
-    if out is not None:
-        out[...] = y
-        return out
-    return y
+        return call.identity() if inverted or p == 0.0 else call.scaled(1.0 - p)
 
+    def kernel(x, seed, offset, dest):
+        return _core.dropout(x, p, seed, offset, inverted, False, dest)
 
-def _check_out(out: Any, x: np.ndarray) -> None:
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, but got {type(out).__name__}")
-    if out.dtype != x.dtype or out.shape != x.shape:
-        raise ValueError(f"out must have the input's dtype and shape {x.dtype}{x.shape}, but has {out.dtype}{out.shape}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError("out must be C-contiguous and writeable")
-    if np.may_share_memory(out, x):
-        raise ValueError("out must not overlap the input (use inplace=True)")
+    def in_place(x, seed, offset):
+        return _core.dropout(x, p, seed, offset, inverted, True)
 
-
-def _eval_scale(x: np.ndarray, p: float, inverted: bool, inplace: bool) -> np.ndarray:
-    """Test-time dropout: identity, or ``x * (1-p)`` for the original rule."""
-    if inverted or p == 0.0:
-        return x
-    factor = x.dtype.type(1.0 - p)
-    if inplace:
-        np.multiply(x, factor, out=x)
-        return x
-    return x * factor
+    return call.run(generator, _element_words(call.x.size), kernel, kernel, "NativeDropoutBackward0", in_place)
 
 
 def _apply(x: np.ndarray, p: float, seed: int, offset: int, inverted: bool, inplace: bool) -> np.ndarray:
-    """Run the Rust kernel on words ``offset ..`` of ``seed`` (GIL released inside)."""
+    """Element dropout of ``x`` with words ``offset ..`` of ``seed`` (no generator):
+    the replay used by DropConnect's shared mask and its backward."""
     if x.size == 0:
         return x if inplace else x.copy()
-    if inplace and x.flags.c_contiguous and x.dtype.isnative:
+    if inplace and _is_behaved(x):
         return _core.dropout(x, p, seed, offset, inverted, True)
-    out = _core.dropout(_contiguous(x), p, seed, offset, inverted, False)
+    y = _core.dropout(_behaved(x), p, seed, offset, inverted, False)
     if inplace:
-        x[...] = out
+        x[...] = y
         return x
-    return out
-
-
-def _dropout_tensor(x, p: float, training: bool, inplace: bool, gen: Generator, inverted: bool):
-    """Tensor dropout: records ``(seed, offset)`` and recomputes the mask in backward."""
-    from .tensor import _make_op, is_grad_enabled
-
-    _check_float_array(x._data)
-    needs_graph = x.requires_grad and is_grad_enabled()
-    if not training:
-        if inverted or p == 0.0:
-            return x
-        if inplace and not needs_graph:
-            _eval_scale(x._data, p, inverted, True)
-            return x
-        factor = 1.0 - p
-        return _make_op(x._data * x._data.dtype.type(factor), (x,), lambda g: (g * g.dtype.type(factor),), "MulBackward0")
-    if p == 0.0:
-        return x
-    seed, offset = gen.take(_element_words(x._data.size))
-    if inplace and not needs_graph:
-        _apply(x._data, p, seed, offset, inverted, True)
-        return x
-    out = _apply(x._data, p, seed, offset, inverted, False)
-    # The same map on the gradient: dx = dy * keep * s, with the mask recomputed.
-    return _make_op(out, (x,), lambda g: (_apply(g, p, seed, offset, inverted, False),), "NativeDropoutBackward0")
+    return y
 
 
 # --- the dropout family (issue 4) ----------------------------------------------------
@@ -199,95 +391,116 @@ def _dropout_tensor(x, p: float, training: bool, inplace: bool, gen: Generator, 
 _ALPHA_PRIME = -1.7580993408473766  # -lambda * alpha of SELU (Klambauer et al. 2017)
 
 
-def _random_op(input, gen: Generator, n_words: int, fwd, bwd, name: str, inplace: bool = False):
-    """Run ``fwd(x, seed, offset)`` on an ndarray or a Tensor; a Tensor records
-    ``bwd(grad, seed, offset)`` (``None``: the gradient passes through unchanged)."""
-    from .tensor import Tensor, _make_op
+def _bernoulli(call: _Call, p: float, generator, n_words: int, inner, a, b, dropped, grad_a, name: str):
+    """Kept units ``a x + b``, dropped ones ``dropped``; one word per element
+    (``inner=None``) or per contiguous group of ``inner`` elements. Backward: ``g * a``
+    on kept units, 0 on dropped ones."""
 
-    is_tensor = isinstance(input, Tensor)
-    x = input._data if is_tensor else input
-    if inplace and not is_tensor:
-        _check_writeable(x)
-    seed, offset = gen.take(n_words)
-    out = fwd(_contiguous(x), seed, offset) if x.size else x.copy()
-    if not is_tensor:
-        if inplace:
-            x[...] = out
-            return x
-        return out
-    if bwd is None:
-        return _make_op(out, (input,), lambda g: (g,), name)
-    return _make_op(out, (input,), lambda g: (bwd(_contiguous(g), seed, offset) if g.size else g,), name)
+    def kernel(x, seed, offset, dest):
+        return _core.bernoulli_map(x, p, a, b, dropped, seed, offset, inner, dest)
+
+    def backward(g, seed, offset, dest):
+        return _core.bernoulli_map(g, p, grad_a, 0.0, 0.0, seed, offset, inner, dest)
+
+    return call.run(generator, n_words, kernel, backward, name)
 
 
-def _array_of(input, name: str = "input") -> np.ndarray:
-    from .tensor import Tensor
-
-    return _check_float_array(input._data if isinstance(input, Tensor) else input, name)
-
-
-def _grouped(input, p, training, inplace, generator, groups_shape, a, b, dropped, grad_a, name, out=None):
-    """Bernoulli dropout of whole groups: ``groups_shape`` leading dims share one word.
-
-    ``out`` (NumPy path only) receives the result instead of a new array.
-    """
-    x = _array_of(input)
-    if out is not None:
-        if not isinstance(input, np.ndarray):
-            raise TypeError("out= is for NumPy arrays; Tensors get a new result")
-        _check_out(out, x)
-    if not training or p == 0.0:
-        if out is None:
-            return input
-        out[...] = x
-        return out
-    groups = int(np.prod(groups_shape)) if groups_shape else 1
-    inner = x.size // groups if groups else 1
-
-    def fwd(arr, seed, offset):
-        return _core.bernoulli_map(arr, p, a, b, dropped, seed, offset, max(inner, 1), out)
-
-    def bwd(g, seed, offset):
-        return _core.bernoulli_map(g, p, grad_a, 0.0, 0.0, seed, offset, max(inner, 1))
-
-    return _random_op(input, _resolve(generator), groups, fwd, bwd, name, inplace)
+def _zeros(call: _Call, generator, name: str):
+    """Every unit dropped, no word drawn (``p == 1`` where no mask is needed)."""
+    return call.run(generator, 0, lambda x, s, o, dest: np.zeros_like(x) if dest is None else _fill0(dest),
+                    lambda g, s, o, dest: np.zeros_like(g), name)
 
 
-def _channel_groups(x: np.ndarray, name: str, batched_rank: int) -> tuple[int, ...]:
-    """(N, C) or (C,): the dims that share one word, for PyTorch's accepted shapes."""
-    if x.ndim == batched_rank:
-        return x.shape[:2]
-    if x.ndim == batched_rank - 1:
-        return x.shape[:1]
-    raise ValueError(
-        f"{name}: expected {batched_rank - 1}-D or {batched_rank}-D input, but got input of shape {x.shape}"
-    )
+def _fill0(dest: np.ndarray) -> np.ndarray:
+    dest[...] = 0
+    return dest
 
 
-def _channel_dropout(input, p, training, inplace, generator, name, batched_rank, out):
-    p = _check_p(p)
-    x = _array_of(input)
-    groups = _channel_groups(x, name, batched_rank)
+_FEATURE_DIMS = "Feature dropout requires at least 2 dimensions in the input"
+
+
+def _feature_dropout(call: _Call, p: float, training: bool, generator, batched: bool, name: str):
+    """PyTorch's ``feature_dropout`` on ``input`` (``batched``) or on ``input[None]``:
+    one word per (sample, channel) = the first two dims; kept units scaled by 1/(1-p)."""
+    x = call.x
+    if not training or p == 0.0 or x.size == 0:
+        return call.identity()
+    groups = x.shape[:2] if batched else x.shape[:1]
+    if len(groups) + (0 if batched else 1) < 2:
+        if p == 1.0:
+            return _zeros(call, generator, name)
+        raise RuntimeError(_FEATURE_DIMS)
+    n_groups = math.prod(groups)
     s = 1.0 / (1.0 - p) if p < 1.0 else 0.0
-    return _grouped(input, p, training, inplace, generator, groups, s, 0.0, 0.0, s, name, out)
+    return _bernoulli(call, p, generator, n_groups, x.size // n_groups, s, 0.0, 0.0, s, name)
 
 
 def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None, *, out=None):
-    """Zero whole channels of (N, C, L) or (C, L) input with probability ``p``
-    (one word per (sample, channel)); survivors scaled by 1/(1-p). ``out``: as for
-    :func:`dropout` (NumPy path)."""
-    return _channel_dropout(input, p, training, inplace, generator, "dropout1d", 3, out)
+    """Zero whole channels of (N, C, L) or (C, L) input with probability ``p`` (one word
+    per (sample, channel)); survivors scaled by 1/(1-p). Other ranks raise PyTorch's
+    RuntimeError. ``inplace``/``out``: as for :func:`dropout`."""
+    p = _check_p(p)
+    call = _Call(input, inplace, out)
+    ndim = call.x.ndim
+    if ndim not in (2, 3):
+        raise RuntimeError(
+            f"dropout1d: Expected 2D or 3D input, but received a {ndim}D input. "
+            "Note that dropout1d exists to provide channel-wise dropout on inputs with 1 "
+            "spatial dimension, a channel dimension, and an optional batch dimension "
+            "(i.e. 2D or 3D inputs)."
+        )
+    return _feature_dropout(call, p, training, generator, ndim == 3, "FeatureDropoutBackward0")
 
 
 def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None, *, out=None):
-    """Zero whole channels (SpatialDropout, Tompson et al. 2015) of (N, C, H, W) or
-    (C, H, W) input with probability ``p``; survivors scaled by 1/(1-p)."""
-    return _channel_dropout(input, p, training, inplace, generator, "dropout2d", 4, out)
+    """Zero whole channels (SpatialDropout, Tompson et al. 2015) of (N, C, H, W) input
+    with probability ``p``; survivors scaled by 1/(1-p).
+
+    As in PyTorch 2.x, 3-D input is read as (N, C, L) (channel-wise 1-D dropout, with
+    PyTorch's warning), and other ranks warn that they are deprecated and then drop
+    dims (0, 1) as a unit (2-D input: every element on its own; fewer than 2 dims:
+    RuntimeError while training). ``inplace``/``out``: as for :func:`dropout`."""
+    p = _check_p(p)
+    call = _Call(input, inplace, out)
+    ndim = call.x.ndim
+    if ndim not in (3, 4):
+        warnings.warn(
+            f"dropout2d: Received a {ndim}-D input to dropout2d, which is deprecated "
+            "and will result in an error in a future release. To retain the behavior "
+            "and silence this warning, please use dropout instead. Note that dropout2d "
+            "exists to provide channel-wise dropout on inputs with 2 spatial dimensions, "
+            "a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
+            stacklevel=2,
+        )
+    if ndim == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
+            "1D dropout behavior is desired - input is interpreted as shape (N, C, L), where C "
+            "is the channel dim. This behavior will change in a future release to interpret the "
+            "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
+            "channel-wise dropout behavior, please switch to using dropout1d instead.",
+            stacklevel=2,
+        )
+    return _feature_dropout(call, p, training, generator, True, "FeatureDropoutBackward0")
 
 
 def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None, *, out=None):
-    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability ``p``."""
-    return _channel_dropout(input, p, training, inplace, generator, "dropout3d", 5, out)
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability
+    ``p``; survivors scaled by 1/(1-p). Other ranks warn as in PyTorch 2.x and are
+    read as unbatched (dim 0 is the channel). ``inplace``/``out``: as for :func:`dropout`."""
+    p = _check_p(p)
+    call = _Call(input, inplace, out)
+    ndim = call.x.ndim
+    if ndim not in (4, 5):
+        warnings.warn(
+            f"dropout3d: Received a {ndim}-D input to dropout3d, which is deprecated "
+            "and will result in an error in a future release. To retain the behavior "
+            "and silence this warning, please use dropout instead. Note that dropout3d "
+            "exists to provide channel-wise dropout on inputs with 3 spatial dimensions, "
+            "a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
+            stacklevel=2,
+        )
+    return _feature_dropout(call, p, training, generator, ndim == 5, "FeatureDropoutBackward0")
 
 
 def _alpha_constants(p: float) -> tuple[float, float, float]:
@@ -297,103 +510,117 @@ def _alpha_constants(p: float) -> tuple[float, float, float]:
     return a, b, a * _ALPHA_PRIME + b
 
 
-def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, generator=None):
+def alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, generator=None, *, out=None):
     """Alpha dropout (Klambauer et al. 2017): dropped units take SELU's negative
-    saturation value and an affine correction keeps mean 0 and variance 1."""
+    saturation value and an affine correction keeps mean 0 and variance 1.
+    ``inplace``/``out``: as for :func:`dropout`."""
     p = _check_p(p)
-    x = _array_of(input)
+    call = _Call(input, inplace, out)
     if not training or p == 0.0:
-        return input
+        return call.identity()
     if p == 1.0:
-        return _random_op(input, _resolve(generator), 0, lambda arr, s, o: np.zeros_like(arr), lambda g, s, o: np.zeros_like(g), "AlphaDropout", inplace)
+        return _zeros(call, generator, "AlphaDropoutBackward")
     a, b, d = _alpha_constants(p)
-    return _random_op(
-        input,
-        _resolve(generator),
-        _element_words(x.size),
-        lambda arr, seed, off: _core.bernoulli_map(arr, p, a, b, d, seed, off),
-        lambda g, seed, off: _core.bernoulli_map(g, p, a, 0.0, 0.0, seed, off),
-        "AlphaDropoutBackward",
-        inplace,
-    )
+    return _bernoulli(call, p, generator, _element_words(call.x.size), None, a, b, d, a, "AlphaDropoutBackward")
 
 
-def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, generator=None):
-    """Alpha dropout of whole channels (dims 0 and 1 share a word)."""
+def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace: bool = False, generator=None, *,
+                          out=None):
+    """Alpha dropout of whole channels (dims 0 and 1 share a word); fewer than 2 dims
+    raise PyTorch's RuntimeError while training. ``inplace``/``out``: as for :func:`dropout`."""
     p = _check_p(p)
-    x = _array_of(input)
+    call = _Call(input, inplace, out)
+    x = call.x
+    if not training or p == 0.0 or x.size == 0:
+        return call.identity()
+    if p == 1.0:
+        return _zeros(call, generator, "FeatureAlphaDropoutBackward")
     if x.ndim < 2:
-        raise ValueError(f"feature_alpha_dropout needs at least 2-D input, but got shape {x.shape}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return _random_op(input, _resolve(generator), 0, lambda arr, s, o: np.zeros_like(arr), lambda g, s, o: np.zeros_like(g), "FeatureAlphaDropout", inplace)
+        raise RuntimeError(_FEATURE_DIMS)
     a, b, d = _alpha_constants(p)
-    return _grouped(input, p, training, inplace, generator, x.shape[:2], a, b, d, a, "FeatureAlphaDropoutBackward")
+    n_groups = math.prod(x.shape[:2])
+    return _bernoulli(call, p, generator, n_groups, x.size // n_groups, a, b, d, a, "FeatureAlphaDropoutBackward")
 
 
-def gaussian_dropout(input, p: float = 0.5, training: bool = True, generator=None):
+def gaussian_dropout(input, p: float = 0.5, training: bool = True, generator=None, *, out=None):
     """Multiply by noise ~ N(1, p/(1-p)) (Srivastava et al. 2014, §10): the Gaussian
-    version of dropout, with the same mean and variance as the Bernoulli mask."""
+    version of dropout, with the same mean and variance as the Bernoulli mask.
+    ``out``: as for :func:`dropout`."""
     p = _check_p(p)
     if p == 1.0:
         raise ValueError("gaussian_dropout needs p < 1 (the noise variance p/(1-p) is infinite at p = 1)")
-    _array_of(input)
+    call = _Call(input, False, out)
     if not training or p == 0.0:
-        return input
+        return call.identity()
     sigma = math.sqrt(p / (1.0 - p))
-    x = _array_of(input)
 
-    def fwd(arr, seed, off):
-        return _core.gaussian_map(arr, sigma, True, seed, off)
+    def kernel(x, seed, offset, dest):
+        return _core.gaussian_map(x, sigma, True, seed, offset, dest)
 
-    return _random_op(input, _resolve(generator), 2 * x.size, fwd, fwd, "GaussianDropoutBackward")
+    return call.run(generator, 2 * call.x.size, kernel, kernel, "GaussianDropoutBackward")
 
 
-def gaussian_noise(input, stddev: float, training: bool = True, generator=None):
-    """Add N(0, stddev^2) noise while training (identity in eval)."""
-    stddev = float(stddev)
-    if not math.isfinite(stddev) or stddev < 0:
-        raise ValueError(f"stddev must be finite and non-negative, but got {stddev}")
-    x = _array_of(input)
+def gaussian_noise(input, stddev: float, training: bool = True, generator=None, *, out=None):
+    """Add N(0, stddev^2) noise while training (identity in eval). ``stddev``: a finite
+    non-negative real number. ``out``: as for :func:`dropout`."""
+    stddev = _check_real(stddev, "stddev")
+    call = _Call(input, False, out)
     if not training or stddev == 0.0:
-        return input
-    return _random_op(
-        input, _resolve(generator), 2 * x.size, lambda arr, seed, off: _core.gaussian_map(arr, stddev, False, seed, off), None,
-        "GaussianNoiseBackward",
-    )
+        return call.identity()
+
+    def kernel(x, seed, offset, dest):
+        return _core.gaussian_map(x, stddev, False, seed, offset, dest)
+
+    return call.run(generator, 2 * call.x.size, kernel, None, "GaussianNoiseBackward")
 
 
-def drop_block2d(input, p: float, block_size: int, inplace: bool = False, training: bool = True, generator=None):
+def drop_block2d(input, p: float, block_size: int, inplace: bool = False, training: bool = True, generator=None, *,
+                 out=None):
     """DropBlock (Ghiasi et al. 2018) on (N, C, H, W): square blocks of side
-    ``block_size`` dropped so that about ``p`` of the units are; the rest are scaled by
-    numel / kept."""
+    ``block_size`` (an int) dropped so that about ``p`` of the units are; the rest are
+    scaled by numel / kept. ``inplace``/``out``: as for :func:`dropout`."""
     p = _check_p(p, "drop probability")
-    x = _array_of(input)
+    block_size = _check_int(block_size, "block_size")
+    call = _Call(input, inplace, out)
+    x = call.x
     if x.ndim != 4:
         raise ValueError(f"drop_block2d expects (N, C, H, W) input, but got shape {x.shape}")
-    if not isinstance(block_size, (int, np.integer)) or not 1 <= block_size <= min(x.shape[2:]):
+    if not 1 <= block_size <= min(x.shape[2:]):
         raise ValueError(f"block_size must be an int between 1 and {min(x.shape[2:])}, but got {block_size}")
     if not training or p == 0.0:
-        return input
+        return call.identity()
 
-    def fwd(arr, seed, off):
-        return _core.drop_block2d(arr, p, int(block_size), seed, off)
+    def kernel(arr, seed, offset, dest):
+        return _core.drop_block2d(arr, p, block_size, seed, offset, dest)
 
-    return _random_op(input, _resolve(generator), x.size, fwd, fwd, "DropBlock2dBackward", inplace)
+    return call.run(generator, x.size, kernel, kernel, "DropBlock2dBackward")
 
 
-def drop_path(x, p: float = 0.0, training: bool = False, scale_by_keep: bool = True, generator=None):
+def drop_path(x, p: float = 0.0, training: bool = False, scale_by_keep: bool = True, generator=None, *, out=None):
     """Stochastic depth (Huang et al. 2016): drop whole samples (dim 0) with probability
-    ``p``, one word per sample; survivors scaled by 1/(1-p) if ``scale_by_keep``."""
+    ``p``, one word per sample; survivors scaled by 1/(1-p) if ``scale_by_keep``.
+    ``out``: as for :func:`dropout`."""
     p = _check_p(p, "drop_path probability")
-    arr = _array_of(x)
+    call = _Call(x, False, out)
+    arr = call.x
     if arr.ndim < 1:
         raise ValueError("drop_path needs at least 1-D input (samples on dim 0)")
-    if not training or p == 0.0:
-        return x
+    if not training or p == 0.0 or arr.size == 0:
+        return call.identity()
     s = (1.0 / (1.0 - p) if p < 1.0 else 0.0) if scale_by_keep else 1.0
-    return _grouped(x, p, training, False, generator, arr.shape[:1], s, 0.0, 0.0, s, "DropPathBackward")
+    n = arr.shape[0]
+    return _bernoulli(call, p, generator, n, arr.size // n, s, 0.0, 0.0, s, "DropPathBackward")
+
+
+def _linear_operand(value, name: str, dtype=None):
+    """A DropConnect operand as ``(tensor_or_None, behaved array)``, checked."""
+    from .tensor import Tensor
+
+    is_tensor = isinstance(value, Tensor)
+    arr = _check_float_array(value._data if is_tensor else value, name)
+    if dtype is not None and arr.dtype.newbyteorder("=") != dtype:
+        raise TypeError(f"{name} must have the input's dtype {dtype}, but got {arr.dtype}")
+    return (value if is_tensor else None), _behaved(arr)
 
 
 def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool = True, per_sample: bool = False,
@@ -401,40 +628,63 @@ def dropconnect_linear(input, weight, bias=None, p: float = 0.5, training: bool 
     """DropConnect (Wan et al. 2013): ``input @ (M * W).T * 1/(1-p) + bias`` with a
     Bernoulli mask ``M`` on the weights (half-word ``o * in + i``). ``per_sample=True`` gives
     every example its own mask (half-words ``b * out * in + o * in + i``), generated inside
-    the kernel without materialising ``B`` weight matrices. Eval: the plain layer."""
+    the kernel without materialising ``B`` weight matrices. Eval: the plain layer.
+
+    ``input`` (B, in), ``weight`` (out, in) and ``bias`` (out,) are Tensors or float
+    ndarrays of one dtype; with no Tensor among them the result is an ndarray."""
     from ._ops_linalg import linear
-    from .tensor import _make_op
+    from .tensor import Tensor, _make_op
 
     p = _check_p(p, "dropconnect probability")
-    if not training or p == 0.0:
-        return linear(input, weight, bias)
-    x, w = input._data, weight._data
+    tx, x = _linear_operand(input, "input")
+    tw, w = _linear_operand(weight, "weight", x.dtype)
+    tb, bv = (None, None) if bias is None else _linear_operand(bias, "bias", x.dtype)
     if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
         raise ValueError(f"dropconnect_linear expects input (B, in) and weight (out, in), but got {x.shape} and {w.shape}")
+    if bv is not None and bv.shape != (w.shape[0],):
+        raise ValueError(f"dropconnect_linear expects bias ({w.shape[0]},), but got {bv.shape}")
+    arrays_only = tx is None and tw is None and tb is None
+    as_tensor = [t if t is not None else Tensor(a) for t, a in ((tx, x), (tw, w), (tb, bv)) if a is not None]
+    input, weight = as_tensor[0], as_tensor[1]
+    bias = as_tensor[2] if bv is not None else None
+    if not training or p == 0.0:
+        y = linear(input, weight, bias)
+        return y._data if arrays_only else y
     gen = _resolve(generator)
     parents = (input, weight) if bias is None else (input, weight, bias)
     if not per_sample:
-        seed, offset = gen.take(_element_words(w.size))
-        wm = _apply(w, p, seed, offset, True, False)
-        out = x @ wm.T
-        if bias is not None:
-            out += bias._data
+        n_words = _element_words(w.size)
+        seed, offset = gen.take(n_words)
+        try:
+            wm = _apply(w, p, seed, offset, True, False)
+            out = x @ wm.T
+            if bv is not None:
+                out += bv
+        except BaseException:
+            gen._untake(seed, offset, n_words)
+            raise
 
         def backward(g):
             gx = g @ _apply(w, p, seed, offset, True, False) if input.requires_grad else None
             gw = _apply(np.ascontiguousarray(g.T @ x), p, seed, offset, True, False) if weight.requires_grad else None
             return (gx, gw) if bias is None else (gx, gw, g.sum(0))
 
-        return _make_op(out, parents, backward, "DropConnectBackward")
-    seed, offset = gen.take(_element_words(x.shape[0] * w.size))
-    xc, wc = _contiguous(x), _contiguous(w)
-    out = _core.dropconnect_forward(xc, wc, None if bias is None else _contiguous(bias._data), p, seed, offset)
+        y = _make_op(out, parents, backward, "DropConnectBackward")
+        return y._data if arrays_only else y
+    n_words = _element_words(x.shape[0] * w.size)
+    seed, offset = gen.take(n_words)
+    try:
+        out = _core.dropconnect_forward(x, w, bv, p, seed, offset)
+    except BaseException:
+        gen._untake(seed, offset, n_words)
+        raise
 
     def backward_per_sample(g):
-        gx, gw = _core.dropconnect_backward(_contiguous(g), xc, wc, p, seed, offset)
+        gx, gw = _core.dropconnect_backward(_behaved(g), x, w, p, seed, offset)
         return (gx, gw) if bias is None else (gx, gw, g.sum(0))
 
-    return _make_op(out, parents, backward_per_sample, "DropConnectPerSampleBackward")
+    y = _make_op(out, parents, backward_per_sample, "DropConnectPerSampleBackward")
+    return y._data if arrays_only else y
 
 
 __all__ += [

@@ -32,14 +32,19 @@ __all__ = [
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    return input.relu()
+    """``max(input, 0)``; ``inplace=True`` writes into ``input`` (recorded like any in-place op)."""
+    return input.relu_() if inplace else input.relu()
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """``input`` where positive, ``negative_slope * input`` elsewhere."""
+    if inplace:
+        return input._inplace_from(lambda s: leaky_relu(s, negative_slope))
     a = input._data
     slope = a.dtype.type(negative_slope)
     pos = a > 0
-    return _make_op(np.where(pos, a, a * slope), (input,), lambda g: (np.where(pos, g, g * slope),), "LeakyReluBackward0")
+    return _make_op(np.where(pos, a, a * slope), (input,), lambda g: (np.where(pos, g, g * slope),), "LeakyReluBackward0",
+                    saved=())
 
 
 def crelu(input: Tensor, dim: int = 1) -> Tensor:

@@ -10,29 +10,37 @@ by ``n``. Saving ``(seed, offset)`` is therefore enough to replay any random cal
 
 from __future__ import annotations
 
+import sys
 import threading
+from typing import Any
+
+import numpy as np
 
 __all__ = ["Generator", "manual_seed", "default_generator", "initial_seed"]
 
 _U64 = (1 << 64) - 1
+# One past the last word of a stream: an offset of 2**64 means every word is used.
+_STREAM_END = 1 << 64
 
 # PyTorch's default CPU seed, so a fresh process is reproducible as in PyTorch.
 _DEFAULT_SEED = 67280421310721
 
 
-def _check_u64(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            import numpy as np
+def _as_int(name: str, value: Any) -> int:
+    """``value`` as a Python int: an int or NumPy integer, never a bool or a float."""
+    if type(value) is int:
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, but got {type(value).__name__}")
+    return int(value)
 
-            if isinstance(value, np.integer):
-                value = int(value)
-            else:
-                raise TypeError
-        except TypeError:
-            raise TypeError(f"{name} must be an int, but got {type(value).__name__}") from None
-    if value < 0 or value > _U64:
-        raise ValueError(f"{name} must be in [0, 2**64), but got {value}")
+
+def _check_u64(name: str, value: Any, top: int = _U64) -> int:
+    """``value`` as a Python int in ``[0, top]`` (TypeError / ValueError otherwise)."""
+    value = _as_int(name, value)
+    if value < 0 or value > top:
+        bound = "2**64)" if top == _U64 else "2**64]"
+        raise ValueError(f"{name} must be in [0, {bound}, but got {value}")
     return value
 
 
@@ -40,8 +48,13 @@ class Generator:
     """A position in the Philox word stream of one seed.
 
     Args:
-        seed: 64-bit seed (the Philox key).
-        offset: index of the next word to hand out.
+        seed: 64-bit seed (the Philox key), an int in ``[0, 2**64)``.
+        offset: index of the next word to hand out, an int in ``[0, 2**64]``
+            (``2**64``: the stream is used up).
+
+    Offsets are Python ints, checked on every path (``take``, ``set_state``, the
+    constructor), so a range of words is never handed out twice: a call whose words
+    would run past word ``2**64 - 1`` raises ``OverflowError`` and draws nothing.
 
     Example:
         >>> g = Generator(42)
@@ -52,7 +65,7 @@ class Generator:
 
     def __init__(self, seed: int = _DEFAULT_SEED, offset: int = 0) -> None:
         self._seed = _check_u64("seed", seed)
-        self._offset = _check_u64("offset", offset)
+        self._offset = _check_u64("offset", offset, _STREAM_END)
         self._lock = threading.Lock()
 
     @property
@@ -79,22 +92,44 @@ class Generator:
             return self._seed, self._offset
 
     def set_state(self, state: tuple[int, int]) -> "Generator":
-        seed, offset = state
-        seed, offset = _check_u64("seed", seed), _check_u64("offset", offset)
+        try:
+            seed, offset = state
+        except (TypeError, ValueError):
+            raise TypeError(f"state must be a (seed, offset) pair, but got {state!r}") from None
+        seed, offset = _check_u64("seed", seed), _check_u64("offset", offset, _STREAM_END)
         with self._lock:
             self._seed, self._offset = seed, offset
         return self
 
     def take(self, n: int) -> tuple[int, int]:
-        """Reserve ``n`` words; returns ``(seed, first_index)`` and advances the offset."""
+        """Reserve ``n`` words; returns ``(seed, first_index)`` and advances the offset.
+
+        Raises:
+            TypeError: ``n`` is not an int (a float, a bool, ...).
+            ValueError: ``n`` is negative.
+            OverflowError: fewer than ``n`` words are left (the last usable word is
+                ``2**64 - 1``); the generator is unchanged.
+        """
+        n = _as_int("number of words", n)
         if n < 0:
             raise ValueError(f"cannot take a negative number of words ({n})")
         with self._lock:
             start = self._offset
-            if start + n > _U64:
-                raise OverflowError("Philox word stream exhausted for this seed (offset >= 2**64)")
+            if n > _STREAM_END - start:
+                raise OverflowError(
+                    f"Philox word stream exhausted for seed {self._seed}: {n} words asked at offset {start}, "
+                    f"{_STREAM_END - start} left (2**64 per seed)"
+                )
             self._offset = start + n
             return self._seed, start
+
+    def _untake(self, seed: int, start: int, n: int) -> None:
+        """Give back words ``start .. start + n`` of a call that failed, if nothing was
+        taken since (otherwise they stay used: skipping words is harmless, reusing them
+        is not)."""
+        with self._lock:
+            if self._seed == seed and self._offset == start + n:
+                self._offset = start
 
     def __repr__(self) -> str:
         return f"Generator(seed={self._seed}, offset={self._offset})"
@@ -124,6 +159,27 @@ def manual_seed(seed: int) -> Generator:
 
 def initial_seed() -> int:
     return default_generator.initial_seed()
+
+
+def _draw_words(generator: Generator | None, n: int) -> np.ndarray:
+    """``n`` consecutive Philox words (uint32) from ``generator`` (the default if None).
+
+    ``MemoryError`` before any word is drawn if ``n`` words cannot fit in memory, and
+    the words go back to the generator if the allocation fails after the draw: a
+    failed call leaves the generator as it was.
+    """
+    from . import _core
+
+    gen = _resolve(generator)
+    n = _as_int("number of words", n)
+    if n > sys.maxsize // 4:
+        raise MemoryError(f"cannot allocate {n} random words ({n * 4} bytes)")
+    seed, offset = gen.take(n)
+    try:
+        return _core.philox_words(seed, offset, n)
+    except BaseException:
+        gen._untake(seed, offset, n)
+        raise
 
 
 def _resolve(generator: Generator | None) -> Generator:

@@ -125,6 +125,7 @@ def _make_op(
     out.grad_fn = None
     out._accumulator = None
     out._base = None
+    out._view_src = None
     if view_of is not None and np.may_share_memory(data, view_of._data):
         out._vbox = view_of._vbox
         out._base = view_of._base if view_of._base is not None else view_of
@@ -149,17 +150,19 @@ def _make_op(
 def _topological_order(root: Node) -> list[Node]:
     """Nodes reachable from ``root``, each before every node it feeds (iterative DFS)."""
     order: list[Node] = []
-    seen: set[int] = {id(root)}
-    stack: list[tuple[Node, bool]] = [(root, False)]
+    seen: set[int] = set()  # marked when expanded, not when pushed: a node pushed early may be
+    stack: list[tuple[Node, bool]] = [(root, False)]  # reached again by a longer path first
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         stack.append((node, True))
         for nxt, _ in node.next_functions:
             if nxt is not None and id(nxt) not in seen:
-                seen.add(id(nxt))
                 stack.append((nxt, False))
     order.reverse()
     return order
@@ -221,6 +224,7 @@ def _wrap(arr: np.ndarray) -> "Tensor":
     t.grad_fn = None
     t._accumulator = None
     t._base = None
+    t._view_src = None
     return t
 
 
@@ -273,7 +277,9 @@ class Tensor:
         dtype: store as this dtype.
     """
 
-    __slots__ = ("_data", "_vbox", "grad", "_requires_grad", "grad_fn", "_accumulator", "_base", "__weakref__")
+    __slots__ = (
+        "_data", "_vbox", "grad", "_requires_grad", "grad_fn", "_accumulator", "_base", "_view_src", "__weakref__"
+    )
     __array_priority__ = 1000  # ndarray (op) Tensor -> Tensor's reflected op
 
     def __init__(self, *args: Any, requires_grad: bool = False, dtype=None, device=None) -> None:
@@ -300,6 +306,7 @@ class Tensor:
         self.grad_fn: Node | None = None
         self._accumulator: AccumulateGrad | None = None
         self._base: Tensor | None = None
+        self._view_src: tuple | None = None  # (parent, index) for views made by basic indexing
         if requires_grad:
             self.requires_grad_(True)
 
@@ -313,8 +320,9 @@ class Tensor:
     def data(self, value: "Tensor") -> None:
         if not isinstance(value, Tensor):
             raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__}")
+        # Nodes that saved the old array keep reading it, unchanged: no version conflict.
         self._data = value._data
-        self._vbox[0] += 1
+        self._vbox = [0]
 
     @property
     def _version(self) -> int:
@@ -425,6 +433,24 @@ class Tensor:
 
     def __hash__(self) -> int:
         return id(self)
+
+    def __deepcopy__(self, memo: dict) -> "Tensor":
+        """A leaf with copies of the values and ``.grad`` (PyTorch refuses non-leaves, so do we)."""
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the moment."
+            )
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new._data = self._data.copy()
+        new._vbox = [0]
+        new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
+        new._requires_grad = self._requires_grad
+        new.grad_fn = None
+        new._accumulator = None
+        new._base = None
+        new._view_src = None
+        return new
 
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", prefix="tensor(")
@@ -587,13 +613,8 @@ class Tensor:
         if self.grad_fn is None and self._requires_grad:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         base = self._base
-        if base is not None and base.requires_grad:
-            if base.grad_fn is None:
-                raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
-            raise RuntimeError(
-                "dropcore does not record in-place operations on a view of a tensor that requires grad; "
-                "write the result out of place (e.g. with dropcore.where) or clone() first"
-            )
+        if base is not None and base.grad_fn is None and base._requires_grad:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
 
     def _inplace_from(self, compute: Callable[["Tensor"], "Tensor"], others: tuple = ()) -> "Tensor":
         """Run ``compute(self)`` out of place and write the result into this tensor's storage.
@@ -611,13 +632,29 @@ class Tensor:
             src = _wrap(self._data.copy())
             src.grad_fn = self.grad_fn
         result = compute(src)
+        if recording and self._base is not None:
+            return self._write_through_view(result)
         self._write(result._data)
         if recording and result.grad_fn is not None:
             self.grad_fn = result.grad_fn
         return self
 
-    def _write(self, values: np.ndarray) -> None:
-        """Copy ``values`` into the storage (broadcast, same-category cast) and bump the version."""
+    def _write_through_view(self, result: "Tensor") -> "Tensor":
+        """A recorded in-place op on a view: ``parent[index] = result`` on the tensor it was
+        cut from (recorded there, recursively), then this view re-reads the parent."""
+        if self._view_src is None:
+            raise RuntimeError(
+                "dropcore records in-place operations on views made by indexing, narrow, split or chunk; "
+                "this view (reshape/permute/expand) cannot be written in place while autograd records: clone() it first"
+            )
+        self._check_values(result._data)
+        parent, index = self._view_src
+        parent[index] = result
+        self.grad_fn = parent[index].grad_fn
+        return self
+
+    def _check_values(self, values: np.ndarray) -> None:
+        """PyTorch's checks before writing ``values`` in place: same-category cast, broadcastable shape."""
         dst = self._data
         if values.dtype != dst.dtype and D.promote_types(values.dtype, dst.dtype) != dst.dtype:
             raise RuntimeError(
@@ -625,14 +662,14 @@ class Tensor:
                 f"{D.pytorch_name(dst.dtype)}"
             )
         if values.shape != dst.shape:
-            try:
-                if np.broadcast_shapes(values.shape, dst.shape) != dst.shape:
-                    raise ValueError
-            except ValueError:
-                raise RuntimeError(
-                    f"output with shape {list(dst.shape)} doesn't match the broadcast shape "
-                    f"{list(np.broadcast_shapes(values.shape, dst.shape)) if _broadcastable(values.shape, dst.shape) else list(values.shape)}"
-                ) from None
+            shape = np.broadcast_shapes(values.shape, dst.shape) if _broadcastable(values.shape, dst.shape) else values.shape
+            if shape != dst.shape:
+                raise RuntimeError(f"output with shape {list(dst.shape)} doesn't match the broadcast shape {list(shape)}")
+
+    def _write(self, values: np.ndarray) -> None:
+        """Copy ``values`` into the storage (broadcast, same-category cast) and bump the version."""
+        self._check_values(values)
+        dst = self._data
         if not dst.flags.writeable:
             raise RuntimeError("the tensor's storage is a read-only NumPy array; clone() it first")
         np.copyto(dst, values, casting="unsafe")

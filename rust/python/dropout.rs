@@ -1,20 +1,31 @@
 //! Binding of the RNG, the thread pool and element dropout.
 
-use numpy::{PyArray1, PyArrayDyn, PyArrayMethods};
-use pyo3::exceptions::PyValueError;
+use numpy::{PyArrayDyn, PyArrayMethods};
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 
-use super::{dispatch_float, float_array, map_into, require_contiguous, Elem};
+use super::{dispatch_float, float_array, is_writeable, map_into, require_contiguous, zeros, Elem};
 use crate::dropout::{dropout_forward, dropout_forward_inplace, DropoutRule};
 use crate::rng::HalfPos;
 use crate::{parallel, rng};
 
 /// Words `offset .. offset + n` of the Philox stream of `seed`, as uint32.
+/// `OverflowError` if the range runs past word 2^64 - 1, `MemoryError` if `n` words do
+/// not fit in memory (the array is allocated before any word is computed).
 #[pyfunction]
-fn philox_words<'py>(py: Python<'py>, seed: u64, offset: u64, n: usize) -> Bound<'py, PyArray1<u32>> {
-    let mut out = vec![0u32; n];
-    py.detach(|| rng::fill_words(seed, offset, &mut out));
-    PyArray1::from_vec(py, out)
+fn philox_words<'py>(py: Python<'py>, seed: u64, offset: u64, n: usize) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
+    if (n as u128) > (1u128 << 64) - offset as u128 {
+        return Err(PyOverflowError::new_err(format!(
+            "words {offset} .. {offset} + {n} run past the end of the Philox stream (2**64 words)"
+        )));
+    }
+    let out = zeros::<u32>(py, &[n])?;
+    {
+        let mut rw = out.try_readwrite().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let words = rw.as_slice_mut()?;
+        py.detach(|| rng::fill_words(seed, offset, words));
+    }
+    Ok(out)
 }
 
 /// One Philox4x32-10 block: `counter` (4 words) under `key` (2 words).
@@ -67,6 +78,9 @@ fn dropout_typed<'py, T: Elem>(
         return dropout_typed(a, rule, seed, start, true, None);
     }
     if inplace {
+        if !is_writeable(&a) {
+            return Err(PyValueError::new_err("inplace dropout needs a writeable array, but the input is read-only"));
+        }
         let mut rw = a
             .try_readwrite()
             .map_err(|e| PyValueError::new_err(format!("inplace dropout needs a writeable array: {e}")))?;
@@ -84,20 +98,30 @@ fn get_num_threads() -> usize {
     parallel::num_threads()
 }
 
-/// Set the threads dropcore's kernels use (>= 1).
+/// Set the threads dropcore's kernels use (1 ..= `max_num_threads()`); the pool is
+/// (re)built lazily by the next parallel kernel call.
 #[pyfunction]
 fn set_num_threads(n: usize) -> PyResult<()> {
     Ok(parallel::set_num_threads(n)?)
 }
 
+/// The largest thread count `set_num_threads` accepts: 4 x the CPUs, at least 16.
+#[pyfunction]
+fn max_num_threads() -> usize {
+    parallel::max_threads()
+}
+
+/// Problems found in the environment once at start-up (e.g. an invalid
+/// `DROPCORE_NUM_THREADS`), for the package to report as warnings on import.
+#[pyfunction]
+fn _config_warnings() -> Vec<String> {
+    parallel::config_warnings()
+}
+
 /// The instruction set the kernels picked at run time ("avx2" or "scalar").
 #[pyfunction]
 fn simd_isa() -> &'static str {
-    match rng::isa() {
-        rng::Isa::Avx2 => "avx2",
-        rng::Isa::Avx512 => "avx512",
-        rng::Isa::Scalar => "scalar",
-    }
+    rng::isa().name()
 }
 
 /// Panics on purpose, inside the released-GIL region: tests check it surfaces as a
@@ -113,6 +137,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dropout, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(max_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_config_warnings, m)?)?;
     m.add_function(wrap_pyfunction!(simd_isa, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     Ok(())

@@ -4,17 +4,23 @@
 //! - arguments are converted and validated here (dtype -> `TypeError`, engine errors
 //!   -> `ValueError` via `From<EngineError> for PyErr`), then the kernel runs inside
 //!   `py.detach` so the GIL is released;
-//! - arrays arrive C-contiguous (the Python layer makes them so) and are read through
-//!   slices; outputs are fresh NumPy arrays filled in place, so nothing is copied;
+//! - arrays arrive C-contiguous, aligned and native-endian (the Python layer makes
+//!   them so) and are read through slices; anything else is refused with a
+//!   `ValueError`/`TypeError`, never read through a misaligned or aliased slice;
+//! - outputs are fresh zero-filled NumPy arrays (a request too large for memory is a
+//!   `MemoryError`, never an abort) or the caller's `out`, which must share no byte
+//!   with the input (an exact address-range test, whatever objects own the memory);
 //! - one generic body per function serves f32 and f64 through [`dispatch_float!`];
 //! - a Rust panic becomes a Python exception (PyO3's `PanicException`), never an abort.
 //!
 //! As in every NumPy extension, another Python thread mutating an array while a kernel
 //! reads it (with the GIL released) is a data race the caller must avoid.
 
-use numpy::ndarray::IxDyn;
-use numpy::{dtype, PyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use std::ffi::c_int;
+
+use numpy::npyffi::{npy_intp, NPY_ARRAY_WRITEABLE};
+use numpy::{dtype, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods, PY_ARRAY_API};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::{EngineError, Real};
@@ -71,23 +77,61 @@ macro_rules! dispatch_float {
 }
 pub(crate) use dispatch_float;
 
-/// A fresh C-contiguous array of `shape`, to be completely written by a kernel.
-pub(crate) fn new_array<'py, T: Elem>(py: Python<'py>, shape: &[usize]) -> Bound<'py, PyArrayDyn<T>> {
-    // SAFETY: `PyArray::new` returns uninitialised memory; every caller hands the
-    // whole slice to a kernel that writes each element before Python can see the
-    // array (the array is not returned before the kernel finishes). f32/f64 have no
-    // invalid bit patterns.
-    unsafe { PyArray::<T, IxDyn>::new(py, IxDyn(shape), false) }
+/// A fresh zero-filled C-contiguous array of `shape`, or `MemoryError`.
+///
+/// Zero-filled so that the `&mut [T]` a kernel later gets covers initialised memory
+/// even where a kernel does not write every element. NumPy zero-fills through
+/// `calloc`, so a large array gets fresh zero pages from the OS and costs no extra
+/// pass over memory. A request whose byte count does not fit in `isize` never reaches
+/// the allocator; one the allocator refuses comes back as NumPy's `MemoryError`.
+pub(crate) fn zeros<'py, T: numpy::Element>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let bytes = shape.iter().try_fold(std::mem::size_of::<T>(), |acc, &d| acc.checked_mul(d));
+    if !matches!(bytes, Some(b) if b <= isize::MAX as usize) {
+        return Err(PyMemoryError::new_err(format!(
+            "cannot allocate an array of shape {shape:?}: more bytes than the address space holds"
+        )));
+    }
+    // Every dimension is at most the byte count, so it fits in `npy_intp` (isize).
+    let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
+    let ndim = c_int::try_from(dims.len()).map_err(|_| PyValueError::new_err("too many dimensions"))?;
+    // SAFETY: `PyArray_Zeros` reads `ndim` dimensions from `dims` (a live buffer of that
+    // length), steals the descriptor reference that `into_dtype_ptr` hands over, and
+    // returns a new reference or NULL with a Python exception set;
+    // `from_owned_ptr_or_err` takes ownership of exactly that reference or fetches the
+    // exception. The descriptor is `T`'s, so the result is an array of `T`.
+    unsafe {
+        let ptr = PY_ARRAY_API.PyArray_Zeros(py, ndim, dims.as_mut_ptr(), T::get_dtype(py).into_dtype_ptr(), 0);
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
+}
+
+/// A fresh float array of `shape` for a kernel to write (zero-filled, see [`zeros`]).
+pub(crate) fn new_array<'py, T: Elem>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    zeros::<T>(py, shape)
+}
+
+/// The bytes `a`'s elements occupy, `[start, end)`: exact for a C-contiguous array.
+fn byte_range<T: Elem>(a: &Bound<'_, PyArrayDyn<T>>) -> (usize, usize) {
+    let start = a.data() as usize;
+    (start, start + a.len() * std::mem::size_of::<T>())
+}
+
+/// Whether two C-contiguous arrays share any byte (empty arrays share none). Exact,
+/// whatever objects own the memory: two `np.frombuffer` views of one buffer are caught.
+pub(crate) fn overlap<T: Elem>(a: &Bound<'_, PyArrayDyn<T>>, b: &Bound<'_, PyArrayDyn<T>>) -> bool {
+    let ((a0, a1), (b0, b1)) = (byte_range(a), byte_range(b));
+    a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1
 }
 
 /// Where a kernel writes the result for input `a`: the caller's `out` (checked: the
-/// input's dtype and shape, C-contiguous) or a fresh array.
+/// input's dtype and shape, C-contiguous, aligned, writeable, sharing no byte with
+/// `a`) or a fresh array.
 pub(crate) fn output_for<'py, T: Elem>(
     a: &Bound<'py, PyArrayDyn<T>>,
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     let Some(o) = out else {
-        return Ok(new_array::<T>(a.py(), a.shape()));
+        return new_array::<T>(a.py(), a.shape());
     };
     let o = o
         .cast::<PyArrayDyn<T>>()
@@ -100,6 +144,12 @@ pub(crate) fn output_for<'py, T: Elem>(
             o.shape(),
             a.shape()
         )));
+    }
+    if overlap(a, &o) {
+        return Err(PyValueError::new_err("out must not overlap the input (use inplace=True)"));
+    }
+    if !is_writeable(&o) {
+        return Err(PyValueError::new_err("out must be writeable, but it is read-only"));
     }
     Ok(o)
 }
@@ -114,9 +164,10 @@ pub(crate) fn map_into<'py, T: Elem>(
     require_contiguous(a, "input")?;
     let out = output_for(a, out)?;
     {
-        let ro = a.readonly();
+        let ro = read(a, "input")?;
         let xs = ro.as_slice()?;
-        // Fails (rather than aliasing) if `out` overlaps `x` or is read-only.
+        // `output_for` proved the two do not overlap; rust-numpy's borrow flags also
+        // refuse a second writer of the same array.
         let mut rw = out
             .try_readwrite()
             .map_err(|e| PyValueError::new_err(format!("out must be writeable and must not overlap the input: {e}")))?;
@@ -126,17 +177,66 @@ pub(crate) fn map_into<'py, T: Elem>(
     Ok(out.into_any())
 }
 
-/// The contiguous data of `a` for reading, or a `ValueError`.
+/// `a` borrowed for reading, or a `ValueError` if another call (another Python
+/// thread, GIL released) is writing it right now: never a panic.
+pub(crate) fn read<'a, 'py, T: Elem>(a: &'a Bound<'py, PyArrayDyn<T>>, name: &str) -> PyResult<numpy::PyReadonlyArrayDyn<'py, T>> {
+    a.try_readonly()
+        .map_err(|e| PyValueError::new_err(format!("{name} is being written by another call: {e}")))
+}
+
+/// `a` borrowed for writing, or a `ValueError` (read-only, or in use by another call).
+pub(crate) fn write<'py, T: Elem>(a: &Bound<'py, PyArrayDyn<T>>, name: &str) -> PyResult<numpy::PyReadwriteArrayDyn<'py, T>> {
+    a.try_readwrite()
+        .map_err(|e| PyValueError::new_err(format!("{name} must be writeable and not in use by another call: {e}")))
+}
+
+/// Whether NumPy lets `a` be written (its `WRITEABLE` flag).
+pub(crate) fn is_writeable<T: Elem>(a: &Bound<'_, PyArrayDyn<T>>) -> bool {
+    // SAFETY: `as_array_ptr` points to the live `PyArrayObject` that `a` keeps alive
+    // (we hold the GIL), and reading its `flags` field is what `PyArray_FLAGS` does.
+    unsafe { (*a.as_array_ptr()).flags & NPY_ARRAY_WRITEABLE != 0 }
+}
+
+/// `Ok` if `a` can be read as one slice: C-contiguous and aligned for `T`; otherwise a
+/// `ValueError` (the Python layer copies such arrays before it draws any word).
 pub(crate) fn require_contiguous<T: Elem>(a: &Bound<'_, PyArrayDyn<T>>, name: &str) -> PyResult<()> {
-    if a.is_c_contiguous() {
-        Ok(())
-    } else {
-        Err(PyValueError::new_err(format!("{name} must be C-contiguous (the Python layer copies it)")))
+    if !a.is_c_contiguous() {
+        return Err(PyValueError::new_err(format!("{name} must be C-contiguous (the Python layer copies it)")));
     }
+    if !(a.data() as usize).is_multiple_of(std::mem::align_of::<T>()) {
+        return Err(PyValueError::new_err(format!("{name} must be aligned (the Python layer copies it)")));
+    }
+    Ok(())
+}
+
+/// Run every lazy one-time initialisation the kernels rely on (NumPy's C API table,
+/// the dtypes, rust-numpy's shared borrow flags, the thread settings and fork
+/// handlers, the instruction-set choice), now, while the module is imported.
+///
+/// Each of them is a once-cell that another thread may be filling (with the GIL
+/// released part of the way) at the moment a process forks; the child then waits
+/// forever for an initialisation that no thread of its own is running. Done at import,
+/// under the import lock, before any thread of the program can call a kernel, they
+/// are complete in every process forked later.
+fn warm_up(py: Python<'_>) -> PyResult<()> {
+    fn touch<T: numpy::Element>(py: Python<'_>) -> PyResult<()> {
+        let a = zeros::<T>(py, &[1])?;
+        let _ = dtype::<T>(py);
+        drop(a.try_readonly().map_err(|e| PyValueError::new_err(e.to_string()))?);
+        drop(a.try_readwrite().map_err(|e| PyValueError::new_err(e.to_string()))?);
+        Ok(())
+    }
+    touch::<f32>(py)?;
+    touch::<f64>(py)?;
+    touch::<u32>(py)?;
+    crate::parallel::init();
+    let _ = crate::rng::isa();
+    Ok(())
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    warm_up(m.py())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     dropout::register(m)?;
     variants::register(m)?;

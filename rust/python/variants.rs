@@ -1,11 +1,11 @@
 //! Binding of the dropout variants: alpha (element and grouped), channel / DropPath
 //! (grouped), Gaussian, DropBlock and per-example DropConnect.
 
-use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use super::{dispatch_float, float_array, map_into, new_array, require_contiguous, Elem};
+use super::{dispatch_float, float_array, map_into, new_array, read, require_contiguous, write, Elem};
 use crate::dropout::{masked_map, Affine, KeepMap, Scale};
 use crate::error::check_probability;
 use super::dropout::half_pos;
@@ -14,13 +14,6 @@ use crate::variants::dropblock::DropBlock;
 use crate::variants::dropconnect::DropConnect;
 use crate::variants::gaussian;
 use crate::variants::grouped::grouped_masked_map;
-
-fn map_new<'py, T: Elem>(
-    a: &Bound<'py, PyArrayDyn<T>>,
-    kernel: impl FnOnce(&[T], &mut [T]) -> crate::Result<()> + Send,
-) -> PyResult<Bound<'py, PyAny>> {
-    map_into(a, None, kernel)
-}
 
 /// The kept/dropped map: `x * a` and 0 when `b == dropped == 0`, else `a x + b` / `dropped`.
 fn run_map<T: Elem>(
@@ -74,12 +67,21 @@ fn bernoulli_map<'py>(
 }
 
 /// Gaussian noise: `x * (1 + scale z)` if `multiplicative`, else `x + scale z`.
+/// Writes into `out` when given.
 #[pyfunction]
-fn gaussian_map<'py>(x: &Bound<'py, PyAny>, scale: f64, multiplicative: bool, seed: u64, offset: u64) -> PyResult<Bound<'py, PyAny>> {
+#[pyo3(signature = (x, scale, multiplicative, seed, offset, out = None))]
+fn gaussian_map<'py>(
+    x: &Bound<'py, PyAny>,
+    scale: f64,
+    multiplicative: bool,
+    seed: u64,
+    offset: u64,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     if !scale.is_finite() || scale < 0.0 {
         return Err(PyValueError::new_err(format!("noise scale must be finite and non-negative, but got {scale}")));
     }
-    dispatch_float!(float_array(x, "input")?, |arr| map_new(&arr, |xs, os| if multiplicative {
+    dispatch_float!(float_array(x, "input")?, |arr| map_into(&arr, out, |xs, os| if multiplicative {
         gaussian::gaussian_dropout(xs, os, scale, seed, offset)
     } else {
         gaussian::gaussian_noise(xs, os, scale, seed, offset)
@@ -87,15 +89,24 @@ fn gaussian_map<'py>(x: &Bound<'py, PyAny>, scale: f64, multiplicative: bool, se
 }
 
 /// DropBlock on a C-contiguous (N, C, H, W) array (forward, or backward on a gradient).
+/// Writes into `out` when given.
 #[pyfunction]
-fn drop_block2d<'py>(x: &Bound<'py, PyAny>, p: f64, block_size: usize, seed: u64, offset: u64) -> PyResult<Bound<'py, PyAny>> {
+#[pyo3(signature = (x, p, block_size, seed, offset, out = None))]
+fn drop_block2d<'py>(
+    x: &Bound<'py, PyAny>,
+    p: f64,
+    block_size: usize,
+    seed: u64,
+    offset: u64,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     dispatch_float!(float_array(x, "input")?, |arr| {
         let shape = arr.shape().to_vec();
         if shape.len() != 4 {
             return Err(PyValueError::new_err(format!("drop_block2d expects (N, C, H, W), but got shape {shape:?}")));
         }
         let db = DropBlock::new(shape[0] * shape[1], shape[2], shape[3], block_size, p, seed, offset)?;
-        map_new(&arr, |xs, os| db.apply(xs, os))
+        map_into(&arr, out, |xs, os| db.apply(xs, os))
     })
 }
 
@@ -116,13 +127,13 @@ fn dropconnect_forward<'py>(
         let (bsz, ni, no) = linear_dims(&xa, &wa)?;
         let dc = DropConnect::new(bsz, ni, no, p, seed, offset)?;
         let py = xa.py();
-        let out = new_array(py, &[bsz, no]);
+        let out = new_array(py, &[bsz, no])?;
         {
-            let (xr, wr) = (xa.readonly(), wa.readonly());
-            let br = ba.as_ref().map(|b| b.readonly());
+            let (xr, wr) = (read(&xa, "input")?, read(&wa, "weight")?);
+            let br = ba.as_ref().map(|b| read(b, "bias")).transpose()?;
             let (xs, ws) = (xr.as_slice()?, wr.as_slice()?);
             let bs = br.as_ref().map(|b| b.as_slice()).transpose()?;
-            let mut orw = out.readwrite();
+            let mut orw = write(&out, "output")?;
             let os = orw.as_slice_mut()?;
             py.detach(|| dc.forward(xs, ws, bs, os))?;
         }
@@ -149,13 +160,12 @@ fn dropconnect_backward<'py>(
         }
         let dc = DropConnect::new(bsz, ni, no, p, seed, offset)?;
         let py = xa.py();
-        let gx = new_array(py, &[bsz, ni]);
-        let gw = new_array(py, &[no, ni]);
+        let gx = new_array(py, &[bsz, ni])?;
+        let gw = new_array(py, &[no, ni])?;
         {
-            let (xr, wr, gr) = (xa.readonly(), wa.readonly(), ga.readonly());
+            let (xr, wr, gr) = (read(&xa, "input")?, read(&wa, "weight")?, read(&ga, "gradient")?);
             let (xs, ws, gs) = (xr.as_slice()?, wr.as_slice()?, gr.as_slice()?);
-            let mut gxr = gx.readwrite();
-            let mut gwr = gw.readwrite();
+            let (mut gxr, mut gwr) = (write(&gx, "grad_input")?, write(&gw, "grad_weight")?);
             let (gxs, gws) = (gxr.as_slice_mut()?, gwr.as_slice_mut()?);
             py.detach(|| -> crate::Result<()> {
                 dc.grad_input(gs, ws, gxs)?;

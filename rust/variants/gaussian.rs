@@ -10,6 +10,8 @@
 use crate::error::check_same_len;
 use crate::parallel;
 use crate::rng::{self, Isa, BLOCK};
+#[cfg(target_arch = "x86_64")]
+use crate::rng::Level;
 use crate::{Real, Result};
 
 /// The standard normal variate of element `i` (words `offset + 2i`, `offset + 2i + 1`).
@@ -74,7 +76,11 @@ fn ln_unit(u: f64) -> f64 {
 /// cosine, then its Taylor series to `x^22` (error below 1e-17 on [0, pi/2]).
 #[inline(always)]
 fn cos_two_pi(u: f64) -> f64 {
-    let t = (u - u.round()).abs(); // cos(2 pi u) = cos(2 pi |t|), |t| <= 1/2
+    // cos(2 pi u) = cos(2 pi t) with t = |u - round(u)| <= 1/2. For u in (0, 1) that is
+    // u or 1 - u (exact, Sterbenz), written without `round`, which has no vector
+    // instruction (round half away from zero) and kept the loop scalar.
+    debug_assert!(u > 0.0 && u < 1.0);
+    let t = if u > 0.5 { 1.0 - u } else { u };
     let flip = t > 0.25;
     let b = if flip { 0.5 - t } else { t };
     let x = std::f64::consts::TAU * b;
@@ -113,17 +119,15 @@ fn normals_block_avx512(words: &[u32], z: &mut [f64]) {
 
 /// [`normals_block`] compiled for the best instruction set of this CPU.
 fn normals(isa: Isa, words: &[u32], z: &mut [f64]) {
-    match isa {
+    match isa.level() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` exists only when the CPU reported AVX2 (rng::isa).
-        Isa::Avx2 => unsafe { normals_block_avx2(words, z) },
+        // SAFETY: an `Isa` of level Avx2 exists only when AVX2 and FMA were detected
+        // (`rng::Isa::new`): the features `normals_block_avx2` enables.
+        Level::Avx2 => unsafe { normals_block_avx2(words, z) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx512` exists only when the CPU reported AVX-512F; the
-        // DQ extension comes with it on every AVX-512 CPU rng::isa accepts.
-        Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512dq") => unsafe { normals_block_avx512(words, z) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: an AVX-512F CPU without DQ still has AVX2.
-        Isa::Avx512 => unsafe { normals_block_avx2(words, z) },
+        // SAFETY: an `Isa` of level Avx512 exists only when AVX-512F/BW/DQ, AVX2 and
+        // FMA were detected (`rng::Isa::new`): a superset of what this function enables.
+        Level::Avx512 => unsafe { normals_block_avx512(words, z) },
         _ => normals_block(words, z),
     }
 }

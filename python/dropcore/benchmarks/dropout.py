@@ -18,10 +18,23 @@ P = 0.5
 OWN = ("memcpy", "alloc copy", "dropcore", "dropcore out=", "dropcore in place", "dropcore fwd+bwd", "NumPy")
 
 
+TORCH_MISSING = "PyTorch not installed: column omitted"
+
+
+def _torch():
+    """PyTorch if it imports, using as many threads as dropcore (a fair comparison)."""
+    torch = optional_import("torch")
+    if torch is not None:
+        from .. import get_num_threads
+
+        torch.set_num_threads(get_num_threads())
+    return torch
+
+
 def _peers():
     """Callables ``make(x) -> fn`` for the optional peers that import."""
     peers = {}
-    torch = optional_import("torch")
+    torch = _torch()
     if torch is not None:
 
         def make_torch(x):
@@ -118,7 +131,11 @@ def run(quick: bool = False) -> list[str]:
         "dropcore us/call",
     ]
     title = f"Element dropout, float32, p={P}, {get_num_threads()} threads, {simd_isa()}"
-    return [print_table(title, headers, rows)]
+    tables = [print_table(title, headers, rows)]
+    if "PyTorch" not in (extra or []):
+        print(TORCH_MISSING + "\n", flush=True)
+        tables.append(TORCH_MISSING + "\n")
+    return tables
 
 
 def headline(quick: bool = True) -> list[str]:

@@ -10,6 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 from . import print_table, timeit
+from .dropout import TORCH_MISSING, _torch
+
+
+def _torch_contenders(torch, x: np.ndarray) -> dict:
+    """PyTorch's own forms of the variants it has (training mode, new tensors)."""
+    if torch is None:
+        return {}
+    tf = torch.nn.functional
+    t = torch.from_numpy(x)
+    return {
+        "dropout": lambda: tf.dropout(t, 0.5, training=True),
+        "Dropout2d": lambda: tf.dropout2d(t, 0.5, training=True),
+        "AlphaDropout": lambda: tf.alpha_dropout(t, 0.5, training=True),
+        "FeatureAlphaDropout": lambda: tf.feature_alpha_dropout(t, 0.5, training=True),
+    }
 
 
 def run(quick: bool = False) -> list[str]:
@@ -39,12 +54,22 @@ def run(quick: bool = False) -> list[str]:
         "DropPath": lambda: F.drop_path(x, 0.5, training=True, generator=g),
     }
     t = {k: timeit(fn, min_time, repeat) for k, fn in contenders.items()}
+    torch = _torch()
+    peer = {k: timeit(fn, min_time, max(1, repeat // 2)) for k, fn in _torch_contenders(torch, x).items()}
     memcpy, alloc = t["memcpy (np.copyto)"], t["x.copy()"]
+    headers = ["variant", "Melem/s", "x memcpy", "x x.copy()"]
     rows = [[k, f"{n / v / 1e6:,.0f}", f"{memcpy / v:.2f}x", f"{alloc / v:.2f}x"] for k, v in t.items()]
+    if torch is not None:
+        headers.append("PyTorch Melem/s (dropcore speed-up)")
+        for row, k in zip(rows, t):
+            row.append(f"{n / peer[k] / 1e6:,.0f} ({peer[k] / t[k]:.1f}x)" if k in peer else "-")
     tables = [print_table(
         f"Dropout family, {n:.2e} float32 elements, {get_num_threads()} threads",
-        ["variant", "Melem/s", "x memcpy", "x x.copy()"], rows,
+        headers, rows,
     )]
+    if torch is None:
+        print(TORCH_MISSING + "\n", flush=True)
+        tables.append(TORCH_MISSING + "\n")
 
     xb = tensor(np.random.default_rng(1).standard_normal((256, 1024), dtype=np.float32))
     plain = Linear(1024, 1024)

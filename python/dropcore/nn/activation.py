@@ -8,6 +8,7 @@ squashing functions. Each functional form is one node with its closed-form deriv
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -260,18 +261,31 @@ class Tanh(Module):
         return input.tanh()
 
 
+def _implicit_dim(name: str, ndim: int) -> int:
+    """PyTorch's choice (and warning) when ``dim`` is not given: 0 for 0-, 1- and 3-D input, else 1."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. "
+                  "Change the call to include dim=X as an argument.", UserWarning, stacklevel=4)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
 class Softmax(Module):
-    def __init__(self, dim: int = -1) -> None:
+    """``exp(x) / sum(exp(x))`` along ``dim`` (PyTorch's default ``dim=None`` warns and infers it)."""
+
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__()
         self.dim = dim
 
     def forward(self, input: Tensor) -> Tensor:
-        return input.softmax(self.dim)
+        dim = _implicit_dim("softmax", input.ndim) if self.dim is None else self.dim
+        return input.softmax(dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
 class LogSoftmax(Softmax):
+    """``log(softmax(x))`` along ``dim``, computed stably."""
+
     def forward(self, input: Tensor) -> Tensor:
-        return input.log_softmax(self.dim)
+        dim = _implicit_dim("log_softmax", input.ndim) if self.dim is None else self.dim
+        return input.log_softmax(dim)

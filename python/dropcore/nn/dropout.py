@@ -12,7 +12,8 @@ __all__ = ["Dropout"]
 
 
 class _DropoutNd(Module):
-    """Base of the dropout modules: validates ``p`` and gives the repr."""
+    """Base of the dropout modules: validates ``p`` (a real number in [0, 1]: a str or
+    a bool is a TypeError, as the functional forms check it) and gives the repr."""
 
     _mc_active = True  # stays stochastic under MC-dropout prediction
 
@@ -69,20 +70,35 @@ class _ChannelDropout(_DropoutNd):
 
 class Dropout1d(_ChannelDropout):
     """Zero whole channels of (N, C, L) / (C, L) input with probability ``p`` (one word
-    per (sample, channel)); survivors scaled by 1/(1-p)."""
+    per (sample, channel)); survivors scaled by 1/(1-p).
+
+    Shape:
+        (N, C, L) or (C, L); other ranks raise RuntimeError (PyTorch's message).
+    """
 
     _fn = staticmethod(_F.dropout1d)
 
 
 class Dropout2d(_ChannelDropout):
-    """SpatialDropout (Tompson et al. 2015): zero whole channels of (N, C, H, W) /
-    (C, H, W) input; correlated neighbours make element dropout ineffective there."""
+    """SpatialDropout (Tompson et al. 2015): zero whole channels of (N, C, H, W) input;
+    correlated neighbours make element dropout ineffective there.
+
+    Shape:
+        (N, C, H, W). As in PyTorch 2.x, (N, C, L) input gets channel-wise 1-D dropout
+        with PyTorch's warning (it is *not* read as unbatched (C, H, W)); other ranks
+        warn that they are deprecated and drop dims (0, 1) as a unit.
+    """
 
     _fn = staticmethod(_F.dropout2d)
 
 
 class Dropout3d(_ChannelDropout):
-    """Zero whole channels of (N, C, D, H, W) / (C, D, H, W) input."""
+    """Zero whole channels of (N, C, D, H, W) / (C, D, H, W) input.
+
+    Shape:
+        (N, C, D, H, W) or (C, D, H, W); other ranks warn as in PyTorch 2.x and are read
+        as unbatched (dim 0 is the channel).
+    """
 
     _fn = staticmethod(_F.dropout3d)
 
@@ -125,9 +141,7 @@ class GaussianNoise(Module):
 
     def __init__(self, stddev: float, generator=None) -> None:
         super().__init__()
-        if not stddev >= 0:
-            raise ValueError(f"stddev must be non-negative, but got {stddev}")
-        self.stddev = float(stddev)
+        self.stddev = _F._check_real(stddev, "stddev")
         self.generator = generator
 
     def forward(self, input: Tensor) -> Tensor:
@@ -144,9 +158,10 @@ class DropBlock2d(_DropoutNd):
 
     def __init__(self, p: float, block_size: int, inplace: bool = False, generator=None) -> None:
         super().__init__(p, inplace)
+        block_size = _F._check_int(block_size, "block_size")
         if block_size < 1:
             raise ValueError(f"block_size must be at least 1, but got {block_size}")
-        self.block_size = int(block_size)
+        self.block_size = block_size
         self.generator = generator
 
     def forward(self, input: Tensor) -> Tensor:

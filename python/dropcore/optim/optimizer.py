@@ -80,7 +80,9 @@ class Optimizer:
             @functools.wraps(step)
             def tracked_step(self, *args: Any, **kw: Any):
                 self._opt_called = True
-                return step(self, *args, **kw)
+                result = step(self, *args, **kw)
+                _bump_versions(self)
+                return result
 
             cls.step = tracked_step
 
@@ -248,6 +250,15 @@ class Optimizer:
                 if key != "params":
                     out += f"    {key}: {group[key]}\n"
         return out + ")"
+
+
+def _bump_versions(opt: Optimizer) -> None:
+    """An in-place update changes a tensor's version, as PyTorch's ``add_`` does, so a graph
+    saved before ``step()`` refuses a second backward instead of using the new values."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                p._vbox[0] += 1
 
 
 def _state_tensor(like: np.ndarray, fill: float = 0.0) -> Tensor:

@@ -208,7 +208,8 @@ class RandomSampler(Sampler[int]):
             return
         for _ in range(self.num_samples // n):
             yield from _randperm(n, gen).tolist()
-        yield from _randperm(n, gen)[: self.num_samples % n].tolist()
+        if self.num_samples % n:
+            yield from _randperm(n, gen)[: self.num_samples % n].tolist()
 
     def __len__(self) -> int:
         return self.num_samples

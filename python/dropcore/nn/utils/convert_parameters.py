@@ -39,4 +39,5 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     for p in params:
         n = p._data.size
         p._data[...] = flat[start : start + n].reshape(p._data.shape).astype(p._data.dtype, copy=False)
+        p._vbox[0] += 1  # an in-place write, as PyTorch counts it
         start += n
