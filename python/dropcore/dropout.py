@@ -79,8 +79,9 @@ def _check_float_array(x: Any, name: str = "input") -> np.ndarray:
     """``x`` if it is a float32/float64 ndarray; TypeError otherwise (never a silent cast)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray or a dropcore.Tensor, but got {type(x).__name__}")
-    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
-        raise TypeError(f"{name} must be float32 or float64, but got dtype {x.dtype}")
+    dtype = x.dtype
+    if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        raise TypeError(f"{name} must be float32 or float64, but got dtype {dtype}")
     return x
 
 
@@ -142,11 +143,14 @@ def _check_out(out: Any, x: np.ndarray) -> None:
         raise TypeError(f"out must be a numpy.ndarray, but got {type(out).__name__}")
     if out.shape != x.shape or out.dtype != x.dtype:
         raise ValueError(f"out must have the input's dtype and shape {x.dtype}{x.shape}, but has {out.dtype}{out.shape}")
-    if not out.flags.writeable:
+    flags = out.flags
+    if not flags.writeable:
         raise ValueError("out must be writeable, but it is read-only")
-    if _self_overlapping(out):
+    if not flags.c_contiguous and _self_overlapping(out):  # (a C-contiguous out never does)
         raise ValueError("out must not have elements that share memory (zero or overlapping strides)")
-    if np.may_share_memory(out, x):  # bounds overlap: settle it exactly
+    if flags.owndata and x.flags.owndata:
+        shared = False  # two arrays that each allocated their own memory (out is not x)
+    elif np.may_share_memory(out, x):  # bounds overlap: settle it exactly
         try:
             shared = np.shares_memory(out, x, max_work=1_000_000)
         except np.exceptions.TooHardError:  # pragma: no cover - exotic strides only
@@ -182,33 +186,35 @@ class _Call:
     __slots__ = ("input", "tensor", "x", "out", "inplace", "needs_graph")
 
     def __init__(self, input: Any, inplace: bool, out: Any) -> None:
+        # (locals rather than attribute reads: this runs on every call of the family)
         self.input = input
         if isinstance(input, np.ndarray):
-            self.tensor, self.needs_graph = None, False
-            self.x = _check_float_array(input)
+            tensor, self.needs_graph = None, False
+            x = _check_float_array(input)
         else:
             tm = _tensor_module()
             if not isinstance(input, tm.Tensor):
                 _check_float_array(input)  # raises the TypeError
-            self.tensor = input
-            self.x = _check_float_array(input._data)
+            tensor = input
+            x = _check_float_array(input._data)
             self.needs_graph = input.requires_grad and tm.is_grad_enabled()
+        self.tensor, self.x = tensor, x
         inplace = bool(inplace)
         if out is not None:
-            if self.tensor is not None:
+            if tensor is not None:
                 raise TypeError("out= is for NumPy arrays; a Tensor input gets a new Tensor (or itself with inplace=True)")
-            if out is self.x:
+            if out is x:
                 inplace, out = True, None
             elif inplace:
                 raise ValueError("inplace=True and out= name two destinations: pass out=input, or one of the two")
             else:
-                _check_out(out, self.x)
+                _check_out(out, x)
         self.inplace = inplace
         self.out = out
         if inplace:
-            if self.tensor is not None:
-                self.tensor._check_inplace()  # PyTorch's RuntimeErrors, before any draw
-            _check_writeable(self.x)
+            if tensor is not None:
+                tensor._check_inplace()  # PyTorch's RuntimeErrors, before any draw
+            _check_writeable(x)
 
     def identity(self) -> Any:
         """The result of an identity case (eval mode, ``p == 0``)."""
@@ -292,7 +298,7 @@ def _forward(x, gen: Generator, n_words: int, kernel, inplace: bool, out, inplac
             inplace_kernel(x, seed, offset)
             y = x
         elif out is not None and _is_behaved(out):
-            y = kernel(_behaved(x), seed, offset, out)
+            y = kernel(x if _is_behaved(x) else _behaved(x), seed, offset, out)
         else:
             y = kernel(_behaved(x), seed, offset, None)
             if dest is not None:
@@ -365,7 +371,9 @@ def dropout(
     def in_place(x, seed, offset):
         return _core.dropout(x, p, seed, offset, inverted, True)
 
-    return call.run(generator, _element_words(call.x.size), kernel, kernel, "NativeDropoutBackward0", in_place)
+    # (the in-place closure is built only when it can be used: each costs a little)
+    return call.run(generator, _element_words(call.x.size), kernel, kernel, "NativeDropoutBackward0",
+                    in_place if call.inplace else None)
 
 
 def _apply(x: np.ndarray, p: float, seed: int, offset: int, inverted: bool, inplace: bool) -> np.ndarray:
