@@ -129,9 +129,10 @@ def _element_words(n: int) -> int:
 
 def _check_writeable(x: np.ndarray) -> None:
     """The input of an in-place call: writeable, and no two elements in one cell."""
-    if not x.flags.writeable:
+    flags = x.flags
+    if not flags.writeable:
         raise ValueError("inplace=True needs a writeable array, but the input is read-only")
-    if _self_overlapping(x):
+    if not flags.c_contiguous and _self_overlapping(x):  # (a C-contiguous array never does)
         raise ValueError(
             "inplace=True needs an array whose elements do not share memory, but the input has zero or "
             "overlapping strides (e.g. from np.broadcast_to or as_strided): pass a copy, or use inplace=False"
