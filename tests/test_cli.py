@@ -110,7 +110,7 @@ def test_bench_quick_mc_table():
 
 
 # Importing any of these fails in the child below, as if the extras were not installed.
-EXTRAS = ("matplotlib", "tqdm", "sklearn", "scipy", "dask", "distributed", "zarr", "hypothesis", "pytest")
+EXTRAS = ("matplotlib", "tqdm", "threadpoolctl", "sklearn", "scipy", "dask", "distributed", "zarr", "hypothesis", "pytest")
 BLOCK_EXTRAS = f"""
 import sys
 class _NoExtras:

@@ -43,6 +43,8 @@ GRAD_CASES = [
     ("clamp min only", lambda a: a.clamp(min=-0.2), (A,)),
     ("clamp max only", lambda a: dropcore.clamp(a, max=0.4), (A,)),
     ("clip", lambda a: a.clip(-0.5, 0.5), (A,)),
+    ("clamp tensor bounds", lambda a, lo, hi: a.clamp(lo, hi), (A, B * 0.3 - 0.5, B[0] * 0.3 + 0.5)),
+    ("clamp tensor min", lambda a, lo: dropcore.clamp(a, min=lo), (A, B)),
     ("maximum minimum", lambda a, b: dropcore.maximum(a, b) - dropcore.minimum(a, b) * 2, (A, B)),
     ("max binary", lambda a, b: dropcore.max(a, b), (A, B)),
     ("where", lambda a, b: dropcore.where(dropcore.tensor(MASK), a, b), (A, B)),

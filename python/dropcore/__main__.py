@@ -16,7 +16,7 @@ from pathlib import Path
 
 BENCHMARKS = ("dropout", "variants", "mlp", "mc")
 SEED_MAX = 2**64 - 1
-DEMO_NEEDS = ("matplotlib", "tqdm")  # the `demo` extra in pyproject.toml
+DEMO_NEEDS = ("matplotlib", "tqdm", "threadpoolctl")  # the `demo` extra in pyproject.toml
 
 
 class UsageError(Exception):
