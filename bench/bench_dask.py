@@ -64,8 +64,9 @@ def main(quick: bool) -> None:
     per_forward = 512  # inputs per forward (batch_size = SAMPLES x this): chunks are multiples, no padding
     batch = SAMPLES * per_forward
     model, _, _ = _dropcore_model()
-    x = np.random.default_rng(0).random((rows, 784), dtype=np.float32)
-    xd = da.from_array(x, chunks=(chunk, -1))
+    # the chunks are made where they are used (as when reading from storage), not shipped
+    xd = da.random.default_rng(0).random((rows, 784), chunks=(chunk, 784)).astype(np.float32)
+    x = xd.compute()
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, SIMD {dropcore._core.simd_isa()}; "
           f"{rows} inputs x {SAMPLES} samples, d2l MLP 784-256-256-10; chunks of {chunk} rows; "
           f"mc.predict forwards of {per_forward} inputs\n")
@@ -92,7 +93,7 @@ def main(quick: bool) -> None:
     bs = small * SAMPLES
 
     def lazy_small(chunk_rows, **kw):
-        xd_small = da.from_array(xs, chunks=(chunk_rows, -1))
+        xd_small = xd[: len(xs)].rechunk((chunk_rows, 784))
         return lambda: dropcore.dask.mc_predict(model, xd_small, SAMPLES, batch_size=bs,
                                                 generator=dropcore.Generator(0)).compute(**kw)
 
@@ -102,7 +103,7 @@ def main(quick: bool) -> None:
 
     over = {"threaded scheduler": per_task(scheduler="threads")}
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             t[f"dropcore.dask, LocalCluster {workers} worker(s) x 1 thread"] = best_of(lazy(), repeat)
             if workers == 1:

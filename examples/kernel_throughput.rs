@@ -1,5 +1,6 @@
 //! Single-thread throughput of the Philox word fill and the element-dropout kernel on
-//! every instruction set this CPU has, in cache (64K elements) and from memory (16M):
+//! every instruction set this CPU has, in cache (64K elements) and from memory (16M),
+//! and GaussianDropout / DropBlock2d on the run-time ISA (`DROPCORE_SIMD` picks it):
 //! `cargo run --release --example kernel_throughput`.
 //! Contract v2 reads one 16-bit half-word per element, so dropout needs half a word per
 //! element: compare its ns/elem with half the ns/word column. The Python bench
@@ -7,6 +8,7 @@
 
 use _core::dropout::{dropout_forward_with, DropoutRule};
 use _core::rng::{available_isas, fill_words_with, HalfPos};
+use _core::variants::{dropblock::DropBlock, gaussian};
 use std::time::Instant;
 
 fn best_ns_per_elem(n: usize, reps: usize, mut f: impl FnMut()) -> f64 {
@@ -46,5 +48,11 @@ fn main() {
         }
         let c = best_ns_per_elem(n, reps, || out.copy_from_slice(&x));
         println!("{:<8} {:>14} {:>16.3}", "memcpy", "-", c);
+        // The variants on the run-time ISA: Gaussian (2 words + ln/sqrt/cos per element)
+        // and DropBlock on 32x32 maps, block 5 (bit-mask path).
+        let g = best_ns_per_elem(n, reps, || gaussian::gaussian_dropout(&x, &mut out, 1.0, 1, 0).expect("same lengths"));
+        let db = DropBlock::new(n / 1024, 32, 32, 5, 0.1, 1, 0).expect("valid DropBlock");
+        let b = best_ns_per_elem(n, reps, || db.apply(&x, &mut out).expect("same lengths"));
+        println!("{}: GaussianDropout {g:.3} ns/elem, DropBlock2d {b:.3} ns/elem", _core::rng::isa().name());
     }
 }

@@ -4,6 +4,7 @@ LocalCluster), also after a worker is killed mid-computation; MC prediction over
 chunks equals mc.predict; a memory-mapped input 4x the chunk budget streams through in
 about one chunk of memory."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 da = pytest.importorskip("dask.array", reason="dropcore.dask needs Dask (the dask extra)")
+import dask  # noqa: E402
 
 import dropcore  # noqa: E402
 import dropcore.dask as dd  # noqa: E402
@@ -37,7 +39,7 @@ CASES = {
     "alpha_dropout": (dict(p=0.3, training=True), X4),
     "dropout1d": (dict(p=0.4), X4[:, :, :, 0]),
     "dropout2d": (dict(p=0.4), X4),
-    "dropout2d_unbatched": (dict(p=0.4), X4[0]),
+    "dropout2d_3d": (dict(p=0.4), X4[0]),  # PyTorch reads it as (N, C, L), with a warning
     "dropout3d": (dict(p=0.4), X4[:, :, None].repeat(3, axis=2).astype(np.float64)),
     "feature_alpha_dropout": (dict(p=0.4, training=True), X4),
     "drop_path": (dict(p=0.4, training=True), X4),
@@ -49,7 +51,7 @@ CASES = {
 # 1 chunk, many, uneven, several dimensions chunked (per-dim chunk sizes, cut to the rank)
 CHUNKINGS = {
     "one": lambda shape: shape,
-    "many": lambda shape: (1,) * len(shape),
+    "many": lambda shape: tuple(1 if d < 2 else 2 for d in range(len(shape))),
     "uneven": lambda shape: (3,) + shape[1:],
     "2-D": lambda shape: (2, 2) + shape[2:],
     "all dims": lambda shape: tuple(max(1, s // 2 + 1) for s in shape),
@@ -57,19 +59,28 @@ CHUNKINGS = {
 
 
 def function(case):
-    return case.replace("_vanilla", "").replace("_unbatched", "").replace("_unscaled", "")
+    return case.replace("_vanilla", "").replace("_3d", "").replace("_unscaled", "")
+
+
+def expected_warning(case):
+    """The functional's own warnings come through the lazy twin too."""
+    if case == "dropout2d_3d":
+        return pytest.warns(UserWarning, match="3D input to dropout2d")
+    return contextlib.nullcontext()
 
 
 def reference(case, seed=5, offset=3):
     kwargs, x = CASES[case]
     g = dropcore.Generator(seed, offset)
-    return getattr(F, function(case))(x, generator=g, **kwargs), g.get_state()
+    with expected_warning(case):
+        return getattr(F, function(case))(x, generator=g, **kwargs), g.get_state()
 
 
 def lazy(case, chunks, seed=5, offset=3):
     kwargs, x = CASES[case]
     g = dropcore.Generator(seed, offset)
-    y = getattr(dd, function(case))(da.from_array(x, chunks=CHUNKINGS[chunks](x.shape)), generator=g, **kwargs)
+    with expected_warning(case):
+        y = getattr(dd, function(case))(da.from_array(x, chunks=CHUNKINGS[chunks](x.shape)), generator=g, **kwargs)
     return y, g.get_state()
 
 
@@ -134,8 +145,8 @@ def test_bad_input():
         dd.dropout(X4, 0.5)
     with pytest.raises(TypeError, match="float32 or float64"):
         dd.dropout(da.ones(4, dtype=np.int32), 0.5)
-    with pytest.raises(ValueError, match="4-D"):
-        dd.dropout2d(da.ones((2, 3), dtype=np.float32), 0.5)
+    with pytest.raises(RuntimeError, match="Expected 2D or 3D input"):  # the functional's shape rules, PyTorch's error
+        dd.dropout1d(da.ones((2, 3, 4, 5), dtype=np.float32), 0.5)
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         dd.dropout(x[x[:, 0, 0, 0] > 0], 0.5)
     with pytest.raises(TypeError, match="dask.array.Array"):
@@ -232,8 +243,12 @@ distributed = pytest.importorskip("distributed", reason="the LocalCluster tests 
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    c = distributed.Client(cluster)
+    # generous start-up timeouts: on a loaded 2-core machine spawning and importing
+    # two worker processes once took longer than distributed's defaults
+    with dask.config.set({"distributed.comm.timeouts.connect": "120s", "distributed.deploy.lost-worker-timeout": "120s"}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                           timeout=120)
+    c = distributed.Client(cluster, timeout=120)
     try:
         yield c
     finally:
@@ -408,3 +423,27 @@ def test_tasks_never_touch_the_shipped_model():
         done.set()
         t.join()
     assert seen and all(state == [(False, False)] * len(state) for state in seen)
+
+
+@pytest.mark.parametrize("name,kwargs,shape", [
+    ("dropout", dict(p=0.5), (0, 4)),
+    ("drop_path", dict(p=0.5, training=True), (3, 0)),
+    ("feature_alpha_dropout", dict(p=0.5, training=True), (2, 0, 3)),
+    ("gaussian_noise", dict(stddev=1.0), (0,)),
+    ("dropout2d", dict(p=0.5), (2, 3, 0, 4)),
+])
+def test_empty_arrays_draw_what_the_functional_draws(name, kwargs, shape):
+    x = np.zeros(shape, np.float32)
+    g1, g2 = dropcore.Generator(0), dropcore.Generator(0)
+    ref = getattr(F, name)(x, generator=g1, **kwargs)
+    got = getattr(dd, name)(da.from_array(x), generator=g2, **kwargs).compute()
+    assert g1.get_state() == g2.get_state() and got.shape == ref.shape
+
+
+def test_errors_are_the_functionals():
+    with pytest.raises(RuntimeError, match="at least 2 dimensions"):
+        dd.feature_alpha_dropout(da.ones(5, dtype=np.float32), 0.5, training=True)
+    with pytest.raises(TypeError):
+        dd.gaussian_noise(da.ones(5, dtype=np.float32), "1")
+    with pytest.raises(ValueError, match="p < 1"):
+        dd.gaussian_dropout(da.ones(5, dtype=np.float32), 1.0)

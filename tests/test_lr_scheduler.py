@@ -240,3 +240,60 @@ def test_warnings_like_pytorch():
         S.StepLR(object(), 2)
     with pytest.raises(KeyError, match="initial_lr"):
         S.StepLR(make_opt(), 2, last_epoch=3)
+
+
+def test_constant_multiplicative_polynomial():
+    opt = make_opt()
+    got = sequence(opt, S.ConstantLR(opt, factor=0.4, total_iters=4), 8)
+    np.testing.assert_allclose(got, [BASE * (0.4 if e < 4 else 1.0) for e in range(9)], rtol=1e-12)
+    opt = make_opt()
+    got = sequence(opt, S.MultiplicativeLR(opt, lambda e: 0.9 if e % 2 else 0.97), 8)
+    lr, want = BASE, [BASE]
+    for e in range(1, 9):
+        lr *= 0.9 if e % 2 else 0.97
+        want.append(lr)
+    assert got == want
+    opt = make_opt()
+    got = sequence(opt, S.PolynomialLR(opt, total_iters=9, power=2.0), 12)
+    np.testing.assert_allclose(got, [BASE * (1 - min(e, 9) / 9) ** 2 for e in range(13)], rtol=1e-9, atol=1e-15)
+    with pytest.raises(ValueError, match="Constant multiplicative factor"):
+        S.ConstantLR(make_opt(), factor=2.0)
+
+
+def test_cosine_warm_restarts_periods_and_fractional_epochs():
+    opt = make_opt()
+    got = sequence(opt, S.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2, eta_min=0.001), 20)
+    # Periods of 3, 6, 12 epochs: T_cur runs 0..2, 0..5, 0..11.
+    t_cur = [*range(3), *range(6), *range(12)]
+    t_i = [3] * 3 + [6] * 6 + [12] * 12
+    want = [0.001 + (BASE - 0.001) * (1 + math.cos(math.pi * c / t)) / 2 for c, t in zip(t_cur, t_i)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    opt = make_opt()
+    sched = S.CosineAnnealingWarmRestarts(opt, T_0=2)
+    for e, frac in [(0, 0.5), (1, 0.25), (3, 0.75)]:
+        sched.step(e + frac)
+        t = (e + frac) % 2
+        assert sched.get_last_lr()[0] == pytest.approx(BASE * (1 + math.cos(math.pi * t / 2)) / 2, rel=1e-12)
+    with pytest.raises(ValueError, match="Expected positive integer T_0"):
+        S.CosineAnnealingWarmRestarts(make_opt(), T_0=0)
+
+
+def test_chained_scheduler_composes_and_resumes():
+    def build(opt):
+        return S.ChainedScheduler([S.ConstantLR(opt, factor=0.5, total_iters=3), S.ExponentialLR(opt, gamma=0.9)])
+
+    opt = make_opt()
+    got = sequence(opt, build(opt), 8)
+    np.testing.assert_allclose(got, [BASE * (0.5 if e < 3 else 1.0) * 0.9**e for e in range(9)], rtol=1e-12)
+    opt = make_opt()
+    sched = build(opt)
+    first = sequence(opt, sched, 4)
+    ckpt = io.BytesIO()
+    dropcore.save({"o": opt.state_dict(), "s": sched.state_dict()}, ckpt)
+    ckpt.seek(0)
+    state = dropcore.load(ckpt)
+    opt2 = make_opt()
+    sched2 = build(opt2)
+    opt2.load_state_dict(state["o"])
+    sched2.load_state_dict(state["s"])
+    assert first + sequence(opt2, sched2, 4)[1:] == got

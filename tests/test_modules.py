@@ -64,6 +64,20 @@ def test_activation_errors_dtype_and_inplace():
     assert y is x and x.numpy()[1] == 2.0 and x.numpy()[0] == pytest.approx(math.expm1(-1), rel=1e-6)
     with pytest.raises(RuntimeError, match="in-place"):
         nn.SiLU(inplace=True)(dropcore.tensor([1.0], requires_grad=True))
+    # Inside a network (a non-leaf input) in-place activations are recorded: same gradients.
+    net = nn.Sequential(nn.Linear(3, 4), nn.ELU(inplace=True), nn.Linear(4, 1), nn.SiLU(inplace=True))
+    twin = nn.Sequential(nn.Linear(3, 4), nn.ELU(), nn.Linear(4, 1), nn.SiLU())
+    twin.load_state_dict(net.state_dict())
+    xin = dropcore.randn(5, 3)
+    net(xin).sum().backward()
+    twin(xin).sum().backward()
+    for a, b in zip(net.parameters(), twin.parameters()):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6)
+    h = dropcore.tensor([-1.0, 2.0], requires_grad=True) * 1
+    assert F.selu(h, inplace=True) is h and h.detach().numpy()[1] == pytest.approx(2 * 1.0507009873554805)
+    with dropcore.no_grad():
+        leaf = dropcore.tensor([-2.0, 3.0], requires_grad=True)
+        assert nn.SiLU(inplace=True)(leaf) is leaf  # allowed without a graph, as PyTorch
     assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')" and repr(nn.ELU()) == "ELU(alpha=1.0)"
 
 
@@ -175,6 +189,30 @@ def test_non_persistent_buffers_stay_out_of_state_dict():
     np.testing.assert_array_equal(m.kept, [5.0, 5.0])
 
 
+def test_load_state_dict_errors_are_pytorchs_and_change_nothing():
+    net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    before = {k: v.numpy().copy() for k, v in net.state_dict().items()}
+    bad = {k: np.zeros_like(v) for k, v in before.items()}
+    bad["0.weight"] = np.zeros((5, 3))
+    bad["extra"] = np.zeros(1)
+    del bad["1.bias"]
+    with pytest.raises(RuntimeError) as info:
+        net.load_state_dict(bad)
+    assert str(info.value) == (
+        'Error(s) in loading state_dict for Sequential:\n\tMissing key(s) in state_dict: "1.bias". '
+        '\n\tUnexpected key(s) in state_dict: "extra". '
+        "\n\tsize mismatch for 0.weight: copying a param with shape (5, 3) from checkpoint, "
+        "the shape in current model is (2, 3).")
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k])  # nothing was half-loaded
+    keys = net.load_state_dict({"0.weight": np.ones((2, 3))}, strict=False)
+    assert keys.missing_keys[:1] == ["0.bias"] and keys.unexpected_keys == []
+    np.testing.assert_array_equal(net[0].weight.detach().numpy(), np.ones((2, 3)))
+    src = np.arange(6.0).reshape(2, 3)
+    net.load_state_dict({"0.weight": src}, strict=False, assign=True)
+    assert np.shares_memory(net[0].weight.detach().numpy(), src) and net[0].weight.dtype == dropcore.float64
+
+
 def test_forward_hooks_see_and_replace_values():
     lin = nn.Linear(2, 2)
     seen = []
@@ -227,6 +265,26 @@ def test_copied_model_reproduces_the_same_masks(clone):
     # The copy is independent: stepping one leaves the other where it was.
     model(x)
     assert twin[2].generator.get_state() != gen.get_state()
+
+
+_ARGS = {"Linear": (3, 2), "Maxout": (3, 2, 2), "BatchNorm1d": (3,), "GaussianNoise": (0.1,),
+         "DropBlock2d": (0.1, 3), "DropConnectLinear": (3, 2, 0.5)}
+_MODULES = sorted(n for n in nn.__all__ if isinstance(getattr(nn, n), type) and issubclass(getattr(nn, n), nn.Module))
+
+
+@pytest.mark.parametrize("name", _MODULES)
+def test_every_module_pickles_and_deep_copies(name):
+    m = getattr(nn, name)(*_ARGS.get(name, ()))
+    if hasattr(m, "generator"):
+        m.generator = dropcore.Generator(11, offset=5)
+    for c in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert type(c) is type(m) and repr(c) == repr(m) and c.training == m.training
+        assert list(c.state_dict()) == list(m.state_dict())
+        for k, v in m.state_dict().items():
+            np.testing.assert_array_equal(c.state_dict()[k].numpy(), v.numpy())
+            assert not np.shares_memory(c.state_dict()[k].numpy(), v.numpy())
+        if hasattr(m, "generator"):
+            assert c.generator.get_state() == (11, 5) and c.generator is not m.generator
 
 
 def test_generator_pickles_its_state_and_every_module_pickles():

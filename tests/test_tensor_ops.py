@@ -43,6 +43,8 @@ GRAD_CASES = [
     ("clamp min only", lambda a: a.clamp(min=-0.2), (A,)),
     ("clamp max only", lambda a: dropcore.clamp(a, max=0.4), (A,)),
     ("clip", lambda a: a.clip(-0.5, 0.5), (A,)),
+    ("clamp tensor bounds", lambda a, lo, hi: a.clamp(lo, hi), (A, B * 0.3 - 0.5, B[0] * 0.3 + 0.5)),
+    ("clamp tensor min", lambda a, lo: dropcore.clamp(a, min=lo), (A, B)),
     ("maximum minimum", lambda a, b: dropcore.maximum(a, b) - dropcore.minimum(a, b) * 2, (A, B)),
     ("max binary", lambda a, b: dropcore.max(a, b), (A, B)),
     ("where", lambda a, b: dropcore.where(dropcore.tensor(MASK), a, b), (A, B)),
@@ -246,7 +248,8 @@ def test_shape_helpers():
     assert [t.numel() for t in dropcore.arange(6).chunk(4)] == [2, 2, 2]  # fewer chunks, as in PyTorch
     y = dropcore.zeros(2, 1, 3)
     assert y.squeeze().shape == (2, 3) and y.squeeze(0).shape == (2, 1, 3) and y.unsqueeze(0).shape == (1, 2, 1, 3)
-    assert y.size() == (2, 1, 3) and y.size(-1) == 3 and y.dim() == 3 and y.numel() == 6 and dropcore.numel(y) == 6
+    assert y.size() == (2, 1, 3) and y.size(-1) == 3 and y.shape == dropcore.Size([2, 1, 3])
+    assert repr(y.shape) == "dropcore.Size([2, 1, 3])" and y.shape.numel() == 6 and isinstance(y.shape, tuple) and y.dim() == 3 and y.numel() == 6 and dropcore.numel(y) == 6
     assert y.transpose(0, 2).shape == (3, 1, 2) and y.contiguous() is y
     yt = y.transpose(0, 2)
     assert not yt.is_contiguous() and yt.contiguous().is_contiguous() and dropcore.equal(yt.contiguous(), yt)
@@ -287,6 +290,12 @@ def test_comparisons_and_logical():
 
 
 # -- creation ------------------------------------------------------------------------------
+def test_d2l_normal_init_with_requires_grad():
+    w = dropcore.normal(0, 0.01, size=(200, 50), requires_grad=True, generator=dropcore.Generator(9))
+    assert w.is_leaf and w.requires_grad and w.dtype == dropcore.float32 and w.shape == (200, 50)
+    assert abs(w.detach().numpy().std() - 0.01) < 0.0005
+
+
 def test_creation_functions():
     assert dropcore.empty(2, 3).shape == (2, 3) and dropcore.empty((4,), dtype=dropcore.float64).dtype == dropcore.float64
     np.testing.assert_array_equal(dropcore.eye(3).numpy(), np.eye(3, dtype=np.float32))

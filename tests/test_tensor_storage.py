@@ -60,8 +60,11 @@ def test_cpu_only_devices():
     assert dropcore.device("cpu") == "cpu" and str(dropcore.device("cuda:1")) == "cuda:1"
     assert dropcore.ones(1).device == dropcore.device("cpu")
     assert dropcore.zeros(2, device="cpu").shape == (2,)
+    layer = dropcore.nn.Linear(3, 2, device="cpu", dtype=dropcore.float64)
+    assert layer.weight.dtype == dropcore.float64 and layer(dropcore.ones(1, 3, dtype=dropcore.float64)).shape == (1, 2)
     for bad in (lambda: dropcore.ones(2, device="cuda"), lambda: dropcore.ones(2).to("cuda"),
-                lambda: dropcore.ones(2).cuda(), lambda: dropcore.tensor([1.0], device=dropcore.device("cuda", 0))):
+                lambda: dropcore.ones(2).cuda(), lambda: dropcore.tensor([1.0], device=dropcore.device("cuda", 0)),
+                lambda: dropcore.nn.Linear(2, 2, device="cuda"), lambda: dropcore.nn.BatchNorm1d(2, device="cuda")):
         with pytest.raises(RuntimeError, match="CPU-only"):
             bad()
 

@@ -14,7 +14,7 @@ import warnings
 
 from . import _core
 from .random import Generator, default_generator, initial_seed, manual_seed
-from .tensor import Tensor, is_tensor, numel  # first: it loads the op modules
+from .tensor import Size, Tensor, is_tensor, numel  # first: it loads the op modules
 from . import _creation, _device, _dtypes, _grad_mode, _ops_elementwise, _ops_linalg, _ops_shape
 from ._creation import *  # noqa: F401,F403  (tensor, zeros, rand, randint, ...)
 from ._device import device
@@ -28,7 +28,7 @@ from . import data, functional, mc, nn, optim, utils  # noqa: E402
 from .serialization import load, save  # noqa: E402
 
 _tensor_all = [
-    "Tensor", "is_tensor", "numel", "device", "autograd", "cuda",
+    "Tensor", "Size", "is_tensor", "numel", "device", "autograd", "cuda",
     *_creation.__all__, *_dtypes.__all__, *_grad_mode.__all__,
     *_ops_elementwise.__all__, *_ops_linalg.__all__, *_ops_shape.__all__,
 ]

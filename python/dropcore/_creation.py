@@ -286,8 +286,13 @@ def randperm(n: int, *, generator=None, dtype=None, device=None, requires_grad: 
     return _leaf(np.argsort(keys, kind="stable").astype(d), requires_grad)
 
 
-def normal(mean, std=1.0, size=None, *, generator=None, dtype=None) -> Tensor:
-    """Normal samples with the given mean(s) and standard deviation(s) (tensors broadcast)."""
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Normal samples with the given mean(s) and standard deviation(s) (tensors broadcast).
+
+    Example (d2l's weight init):
+        >>> W1 = dropcore.normal(0, 0.01, size=(784, 256), requires_grad=True)
+    """
+    check_device(device)
     if size is not None:
         shape = _sizes((size,) if isinstance(size, int) else (tuple(size),))
         d = _float_dtype(dtype)
@@ -295,7 +300,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None) -> Tensor:
         shape = np.broadcast_shapes(np.shape(_as_array(mean)), np.shape(_as_array(std)))
         d = next((t._data.dtype for t in (mean, std) if isinstance(t, Tensor)), D.default_np())
     z = _normal_from(generator, int(np.prod(shape))).reshape(shape)
-    return _leaf((_as_array(mean) + _as_array(std) * z).astype(d), False)
+    return _leaf((_as_array(mean) + _as_array(std) * z).astype(d), requires_grad)
 
 
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:

@@ -337,7 +337,11 @@ def round(input: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001
 
 
 def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
-    """Limit values to ``[min, max]``; the gradient passes where the input was inside."""
+    """Limit values to ``[min, max]`` (``min(max(input, min), max)``, as in PyTorch).
+
+    The gradient goes to ``input`` where it was inside the bounds and, when a bound is a
+    tensor, to that bound where it was the value taken.
+    """
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     a = input._data
@@ -346,24 +350,22 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
     scalars = tuple(v for v in (min, max) if v is not None and not isinstance(v, Tensor))
     rt = D.result_type((a,) + tuple(v for v in (lo, hi) if isinstance(v, np.ndarray)), scalars)
     x = a.astype(rt, copy=False)
-    out = x
-    if lo is not None:
-        out = np.maximum(out, lo)
-    if hi is not None:
-        out = np.minimum(out, hi)
-    out = np.asarray(out, rt)
-    if out is x:
-        out = out.copy()
+    lifted = x if lo is None else np.maximum(x, lo)
+    out = lifted if hi is None else np.minimum(lifted, hi)
+    out = x.copy() if out is x else np.asarray(out, rt)
+    bound_parents = tuple(t for t in (min, max) if isinstance(t, Tensor))
 
     def backward(g):
-        inside = np.ones(g.shape, bool)
-        if lo is not None:
-            inside &= x >= lo
-        if hi is not None:
-            inside &= x <= hi
-        return (np.where(inside, g, 0).astype(g.dtype, copy=False),)
+        below_hi = np.ones(g.shape, bool) if hi is None else lifted <= hi
+        inside = below_hi if lo is None else below_hi & (x >= lo)
+        grads = [np.where(inside, g, 0).astype(g.dtype, copy=False)]
+        if isinstance(min, Tensor):
+            grads.append(_unbroadcast(np.where(below_hi & (x < lo), g, 0).astype(g.dtype, copy=False), lo.shape))
+        if isinstance(max, Tensor):
+            grads.append(_unbroadcast(np.where(~below_hi, g, 0).astype(g.dtype, copy=False), hi.shape))
+        return grads
 
-    return _make_op(out, (input,), backward, "ClampBackward1")
+    return _make_op(out, (input,) + bound_parents, backward, "ClampBackward1" if not bound_parents else "ClampBackward0")
 
 
 clip = clamp

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import uuid
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -91,6 +92,13 @@ def _native(block: np.ndarray) -> np.ndarray:
 # --- the per-block tasks (module-level functions: they travel by pickle) -------------
 
 _configured_pid: int | None = None
+# Who built a graph: a random token (pids repeat across machines and containers) and
+# the pid (a forked child keeps the token).
+_PROCESS_TOKEN = uuid.uuid4().hex
+
+
+def _builder() -> tuple[str, int]:
+    return _PROCESS_TOKEN, os.getpid()
 
 
 def configure_threads(n: int) -> None:
@@ -110,14 +118,14 @@ def configure_threads(n: int) -> None:
     threadpool_limits(n, user_api="blas")
 
 
-def _configure_worker(builder_pid: int) -> None:
+def _configure_worker(builder: tuple[str, int]) -> None:
     """Once per process: in a worker process, fit dropcore's threads to its cores."""
     global _configured_pid
     pid = os.getpid()
     if _configured_pid == pid:
         return
     _configured_pid = pid
-    if pid == builder_pid:
+    if tuple(builder) == _builder():
         return  # the threaded scheduler in the client: one shared pool, leave it
     n = 1  # the processes scheduler: one task per process, one process per core
     try:
@@ -129,10 +137,10 @@ def _configure_worker(builder_pid: int) -> None:
     configure_threads(n)
 
 
-def _element_block(block, *, kind, p, a, b, dropped, inverted, seed, offset, builder_pid, block_info=None):
+def _element_block(block, *, kind, p, a, b, dropped, inverted, seed, offset, builder, block_info=None):
     """Element-wise Bernoulli mask (dropout, alpha dropout) on one block: element ``g``
     of the whole array reads half-word ``2 * offset + g`` (SPEC §2)."""
-    _configure_worker(builder_pid)
+    _configure_worker(builder)
     x = _native(block)
     out = np.empty_like(x)
     if x.size == 0:
@@ -149,10 +157,10 @@ def _element_block(block, *, kind, p, a, b, dropped, inverted, seed, offset, bui
     return out
 
 
-def _grouped_block(block, *, group_dims, p, a, b, dropped, seed, offset, builder_pid, block_info=None):
+def _grouped_block(block, *, group_dims, p, a, b, dropped, seed, offset, builder, block_info=None):
     """One word per group of the leading ``group_dims`` dims (channel dropout, DropPath,
     feature alpha dropout): group ``i`` (C order over those dims) reads word ``offset + i``."""
-    _configure_worker(builder_pid)
+    _configure_worker(builder)
     x = _native(block)
     out = np.empty_like(x)
     if x.size == 0:
@@ -167,10 +175,10 @@ def _grouped_block(block, *, group_dims, p, a, b, dropped, seed, offset, builder
     return out
 
 
-def _gaussian_block(block, *, scale, multiplicative, seed, offset, builder_pid, block_info=None):
+def _gaussian_block(block, *, scale, multiplicative, seed, offset, builder, block_info=None):
     """Gaussian noise on one block: element ``g`` of the whole array reads words
     ``offset + 2g`` and ``offset + 2g + 1`` (Box-Muller)."""
-    _configure_worker(builder_pid)
+    _configure_worker(builder)
     x = _native(block)
     out = np.empty_like(x)
     if x.size == 0:
@@ -213,7 +221,7 @@ def _check_array(x: Any, name: str = "input") -> "da.Array":
 
 def _map(fn: Callable, x: "da.Array", token: str, **kwargs) -> "da.Array":
     return da.map_blocks(
-        fn, x, dtype=x.dtype.newbyteorder("="), token=f"dropcore-{token}", builder_pid=os.getpid(), **kwargs
+        fn, x, dtype=x.dtype.newbyteorder("="), token=f"dropcore-{token}", builder=_builder(), **kwargs
     )
 
 
@@ -280,33 +288,44 @@ def _grouped(x, p, generator, group_dims, a, b, dropped, token):
                 seed=seed, offset=offset)
 
 
-def _channel_dropout(input, p, training, generator, name, batched_rank):
+_PROBE_SHAPE = (2, 3, 5, 7, 11, 13, 17)
+
+
+def _channel_dropout(input, p, training, generator, fn):
+    """Channel dropout through the NumPy functional's own shape rules: ``fn`` runs on a
+    small probe of the input's rank (its errors and PyTorch's warnings surface as they
+    would), and the words it draws tell which leading dims share one word."""
     p = _F._check_p(p)
     x = _check_array(input)
-    if x.ndim not in (batched_rank, batched_rank - 1):
-        raise ValueError(
-            f"{name}: expected {batched_rank - 1}-D or {batched_rank}-D input, but got input of shape {x.shape}"
-        )
-    if not training or p == 0.0:
+    if x.ndim > len(_PROBE_SHAPE):
+        raise ValueError(f"{fn.__name__}: input of shape {x.shape} has too many dimensions")
+    shape = _PROBE_SHAPE[: x.ndim]
+    probe = Generator(0)
+    fn(np.ones(shape, x.dtype), p, training, generator=probe)
+    if not training or p == 0.0 or x.size == 0:
         return input
+    if probe.offset == 0:  # p == 1 on a rank without channels: zeros, no words
+        _resolve(generator)
+        return da.zeros_like(x)
+    group_dims = next(k for k in range(x.ndim + 1) if math.prod(shape[:k]) == probe.offset)
     s = 1.0 / (1.0 - p) if p < 1.0 else 0.0
-    return _grouped(x, p, generator, 2 if x.ndim == batched_rank else 1, s, 0.0, 0.0, name)
+    return _grouped(x, p, generator, group_dims, s, 0.0, 0.0, fn.__name__)
 
 
 def dropout1d(input: "da.Array", p: float = 0.5, training: bool = True, generator: Generator | None = None) -> "da.Array":
     """Lazy :func:`dropcore.nn.functional.dropout1d`: whole channels of (N, C, L) or
     (C, L), one word per (sample, channel)."""
-    return _channel_dropout(input, p, training, generator, "dropout1d", 3)
+    return _channel_dropout(input, p, training, generator, _F.dropout1d)
 
 
 def dropout2d(input: "da.Array", p: float = 0.5, training: bool = True, generator: Generator | None = None) -> "da.Array":
     """Lazy :func:`dropcore.nn.functional.dropout2d`: whole channels of (N, C, H, W) or (C, H, W)."""
-    return _channel_dropout(input, p, training, generator, "dropout2d", 4)
+    return _channel_dropout(input, p, training, generator, _F.dropout2d)
 
 
 def dropout3d(input: "da.Array", p: float = 0.5, training: bool = True, generator: Generator | None = None) -> "da.Array":
     """Lazy :func:`dropcore.nn.functional.dropout3d`: whole channels of (N, C, D, H, W) or (C, D, H, W)."""
-    return _channel_dropout(input, p, training, generator, "dropout3d", 5)
+    return _channel_dropout(input, p, training, generator, _F.dropout3d)
 
 
 def feature_alpha_dropout(input: "da.Array", p: float = 0.5, training: bool = False,
@@ -315,13 +334,13 @@ def feature_alpha_dropout(input: "da.Array", p: float = 0.5, training: bool = Fa
     channels (dims 0 and 1 share a word)."""
     p = _F._check_p(p)
     x = _check_array(input)
-    if x.ndim < 2:
-        raise ValueError(f"feature_alpha_dropout needs at least 2-D input, but got shape {x.shape}")
-    if not training or p == 0.0:
+    if not training or p == 0.0 or x.size == 0:
         return input
     if p == 1.0:
         _resolve(generator)
         return da.zeros_like(x)
+    if x.ndim < 2:
+        raise RuntimeError(_F._FEATURE_DIMS)  # PyTorch's error, as the NumPy functional
     a, b, d = _F._alpha_constants(p)
     return _grouped(x, p, generator, 2, a, b, d, "feature-alpha-dropout")
 
@@ -334,7 +353,7 @@ def drop_path(x: "da.Array", p: float = 0.0, training: bool = False, scale_by_ke
     arr = _check_array(x)
     if arr.ndim < 1:
         raise ValueError("drop_path needs at least 1-D input (samples on dim 0)")
-    if not training or p == 0.0:
+    if not training or p == 0.0 or arr.size == 0:
         return x
     s = (1.0 / (1.0 - p) if p < 1.0 else 0.0) if scale_by_keep else 1.0
     return _grouped(arr, p, generator, 1, s, 0.0, 0.0, "drop-path")
@@ -358,9 +377,7 @@ def gaussian_dropout(input: "da.Array", p: float = 0.5, training: bool = True,
 def gaussian_noise(input: "da.Array", stddev: float, training: bool = True,
                    generator: Generator | None = None) -> "da.Array":
     """Lazy :func:`dropcore.nn.functional.gaussian_noise`: plus N(0, stddev^2)."""
-    stddev = float(stddev)
-    if not math.isfinite(stddev) or stddev < 0:
-        raise ValueError(f"stddev must be finite and non-negative, but got {stddev}")
+    stddev = _F._check_real(stddev, "stddev")
     x = _check_array(input)
     if not training or stddev == 0.0:
         return input
@@ -412,10 +429,10 @@ def _working_copy(model):
         return work
 
 
-def _mc_block(block, model, plan, return_samples, builder_pid, block_info=None):
+def _mc_block(block, model, plan, return_samples, builder, block_info=None):
     """One chunk of rows: its MC prediction packed as columns
     ``[mean (C), variance (C), entropy, mutual information, samples (T*C)?]``."""
-    _configure_worker(builder_pid)
+    _configure_worker(builder)
     first = block_info[0]["array-location"][0][0]
     with _mc._LOCK:
         r = _mc._predict_rows(_working_copy(model), np.asarray(block), first, plan, return_samples)
@@ -477,7 +494,7 @@ def mc_predict(
     width = 2 * plan.classes + 2 + (samples * plan.classes if return_samples else 0)
     axes = {"new_axis": [1]} if x.ndim == 1 else {"drop_axis": list(range(2, x.ndim))} if x.ndim > 2 else {}
     packed = da.map_blocks(
-        _mc_block, x, shipped, plan, bool(return_samples), os.getpid(),
+        _mc_block, x, shipped, plan, bool(return_samples), _builder(),
         dtype=x.dtype, chunks=(x.chunks[0], (width,)), token="dropcore-mc-predict", **axes,
     )
     c = plan.classes

@@ -131,7 +131,9 @@ class _Plan:
         inputs_per_forward: inputs per forward (P); forward ``b`` covers inputs
             ``b*P .. (b+1)*P`` of the whole batch, zero-padded at the end, so every input
             goes through GEMMs of the same shape at the same position however the batch
-            is sliced (the BLAS may sum in another order for another shape).
+            is sliced (the BLAS may sum in another order for another shape). With
+            ``batch_size``, P is ``batch_size // passes``; by default the budget's
+            number of forwards is cut into equal ones (padding under one row a forward).
         passes_per_forward: passes per forward (less than ``passes`` only when the
             batch-size budget is below one input's passes; then P = 1).
         classes: width of the model's output.
@@ -317,6 +319,8 @@ def _plan_in_mode(model, pos, data, rows, samples, batch_size, gen) -> _Plan:
     budget = int(batch_size) if batch_size is not None else max(passes, _default_rows(data))
     if budget >= passes:
         per_input, per_pass = max(1, min(budget // passes, rows)), passes
+        if batch_size is None and rows:  # as many forwards as the budget needs, of equal size: ~no padding
+            per_input = -(-rows // -(-rows // per_input))
     else:
         per_input, per_pass = 1, max(2, budget - budget % 2) if odd else budget
     words = rows * sum(passes * h // 2 for h in q)

@@ -31,9 +31,24 @@ from . import _dtypes as D
 from . import _grad_mode as GM
 from ._device import check_device, device
 
-__all__ = ["Tensor", "is_tensor", "numel"]
+__all__ = ["Tensor", "Size", "is_tensor", "numel"]
 
 Backward = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple (compares equal to plain tuples) that prints like PyTorch's."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"dropcore.Size({list(self)})"
+
+    def numel(self) -> int:
+        n = 1
+        for d in self:
+            n *= d
+        return n
 
 
 # ----------------------------------------------------------------------------- graph nodes
@@ -336,8 +351,8 @@ class Tensor:
 
     # -- basic properties
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self._data.shape
+    def shape(self) -> Size:
+        return Size(self._data.shape)
 
     @property
     def dtype(self) -> D.dtype:
@@ -370,7 +385,7 @@ class Tensor:
 
     def size(self, dim: int | None = None):
         if dim is None:
-            return self._data.shape
+            return Size(self._data.shape)
         return self._data.shape[_dim_tuple(dim, self._data.ndim)[0]]
 
     def dim(self) -> int:

@@ -28,36 +28,37 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def _elementwise(input: Tensor, out: np.ndarray, deriv: np.ndarray, op: str, inplace: bool = False) -> Tensor:
-    """The node ``out = f(input)`` with ``f'(input) = deriv``; ``inplace`` writes into the input
-    (only for tensors outside the graph, as PyTorch refuses in-place ops on leaves that need grad)."""
+def _elementwise(input: Tensor, out: np.ndarray, deriv: np.ndarray, op: str) -> Tensor:
+    """The node ``out = f(input)`` with ``f'(input) = deriv``, in the input's dtype."""
     out = out.astype(input._data.dtype, copy=False)
     deriv = deriv.astype(input._data.dtype, copy=False)
-    if inplace:
-        if input.requires_grad:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        input._data[...] = out
-        return input
     return _make_op(out, (input,), lambda g: (g * deriv,), op)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """``x`` if ``x > 0`` else ``alpha (exp(x) - 1)`` (Clevert et al. 2016)."""
+    """``x`` if ``x > 0`` else ``alpha (exp(x) - 1)`` (Clevert et al. 2016).
+
+    ``inplace=True`` overwrites the input with PyTorch's rules (recorded in the graph for
+    a non-leaf; refused for a leaf that requires grad while grad mode is on).
+    """
+    if inplace:
+        return input._inplace_from(lambda t: elu(t, alpha))
     x = input._data
     em1 = np.expm1(np.minimum(x, 0))
     pos = x > 0
-    return _elementwise(input, np.where(pos, x, alpha * em1), np.where(pos, 1.0, alpha * (em1 + 1)),
-                        "EluBackward0", inplace)
+    return _elementwise(input, np.where(pos, x, alpha * em1), np.where(pos, 1.0, alpha * (em1 + 1)), "EluBackward0")
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """``scale * elu(x, alpha)`` with Klambauer et al.'s fixed point constants."""
+    if inplace:
+        return input._inplace_from(selu)
     x = input._data
     em1 = np.expm1(np.minimum(x, 0))
     pos = x > 0
     out = SELU_SCALE * np.where(pos, x, SELU_ALPHA * em1)
     deriv = SELU_SCALE * np.where(pos, 1.0, SELU_ALPHA * (em1 + 1))
-    return _elementwise(input, out, deriv, "EluBackward0", inplace)
+    return _elementwise(input, out, deriv, "EluBackward0")
 
 
 def _erfc(u: np.ndarray) -> np.ndarray:
@@ -120,9 +121,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * sigmoid(x)`` (the swish of Ramachandran et al. 2017)."""
+    if inplace:
+        return input._inplace_from(silu)
     x = input._data
     s = _sigmoid(x)
-    return _elementwise(input, x * s, s * (1 + x * (1 - s)), "SiluBackward0", inplace)
+    return _elementwise(input, x * s, s * (1 + x * (1 - s)), "SiluBackward0")
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:

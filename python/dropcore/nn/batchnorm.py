@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from .._device import check_device
+from .._dtypes import np_dtype
 from ..tensor import Tensor, get_default_dtype
 from .module import Module, Parameter
 
@@ -26,6 +28,8 @@ class BatchNorm1d(Module):
 
     Training normalises with the batch's (biased) variance and updates the running
     variance with the unbiased one, as PyTorch does; eval mode uses the running ones.
+    The input must have the layer's dtype (float32 by default): a mismatch raises, in
+    training and in eval, as in PyTorch.
     """
 
     def __init__(
@@ -35,10 +39,12 @@ class BatchNorm1d(Module):
         momentum: float = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
+        device=None,
         dtype=None,
     ) -> None:
         super().__init__()
-        dtype = dtype or get_default_dtype()
+        check_device(device)
+        dtype = np_dtype(dtype) if dtype is not None else get_default_dtype()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:

@@ -7,6 +7,8 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._device import check_device
+from .._dtypes import np_dtype
 from ..tensor import Tensor, get_default_dtype
 from . import init
 from .module import Module, Parameter
@@ -25,13 +27,17 @@ class Linear(Module):
     Shape:
         Input ``(*, in_features)``; output ``(*, out_features)``.
 
+    Args ``device`` (``"cpu"`` only) and ``dtype`` (float32 or float64) are PyTorch's.
+    Input and weight must share the dtype: a mismatch raises, in training and in eval.
+
     Weight ``(out_features, in_features)`` and bias start as in PyTorch:
     kaiming_uniform(a=sqrt(5)) and U(-1/sqrt(in_features), 1/sqrt(in_features)).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__()
-        dtype = dtype or get_default_dtype()
+        check_device(device)
+        dtype = np_dtype(dtype) if dtype is not None else get_default_dtype()
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype))

@@ -395,28 +395,56 @@ class Module:
                     out[f"{mod_prefix}.{name}" if mod_prefix else name] = Tensor(b)
         return out
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> _IncompatibleKeys:
-        """Copy values (Tensors or NumPy arrays) into parameters and buffers by name."""
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False) -> _IncompatibleKeys:
+        """Copy values (Tensors or NumPy arrays) into parameters and buffers by name.
+
+        Args:
+            state_dict: names to values, as :meth:`state_dict` gives them (a dict of NumPy
+                arrays exported from PyTorch works too).
+            strict: missing or unexpected keys are an error. Default: True.
+            assign: make each parameter and buffer hold the loaded array itself (its
+                dtype included) instead of copying into the existing one. Default: False.
+
+        Every check runs before anything is copied: a failing call changes nothing.
+        Errors are one RuntimeError worded as PyTorch's.
+        """
         own = self.state_dict()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            raise RuntimeError(
-                f"Error(s) in loading state_dict for {type(self).__name__}: "
-                f"missing keys {missing}, unexpected keys {unexpected}"
-            )
+        errors = []
+        if strict and unexpected:
+            errors.append("Unexpected key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in unexpected)))
+        if strict and missing:
+            errors.insert(0, "Missing key(s) in state_dict: {}. ".format(", ".join(f'"{k}"' for k in missing)))
+        arrays = {}
         for key, value in state_dict.items():
             if key not in own:
                 continue
             arr = value._data if isinstance(value, Tensor) else np.asarray(value)
             target = own[key]._data
             if arr.shape != target.shape:
-                raise ValueError(
-                    f"size mismatch for {key}: copying a param with shape {arr.shape}, "
-                    f"the shape in current model is {target.shape}"
-                )
-            target[...] = arr
+                errors.append(f"size mismatch for {key}: copying a param with shape {arr.shape} from checkpoint, "
+                              f"the shape in current model is {target.shape}.")
+            arrays[key] = arr
+        if errors:
+            raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(type(self).__name__, "\n\t".join(errors)))
+        if assign:
+            self._assign_arrays(arrays)
+        else:
+            for key, arr in arrays.items():
+                own[key]._data[...] = arr
         return _IncompatibleKeys(missing, unexpected)
+
+    def _assign_arrays(self, arrays: dict) -> None:
+        for mod_prefix, m in self.named_modules():
+            for name in list(m._parameters):
+                key = f"{mod_prefix}.{name}" if mod_prefix else name
+                if key in arrays and m._parameters[name] is not None:
+                    m._parameters[name]._data = arrays[key]
+            for name in list(m._buffers):
+                key = f"{mod_prefix}.{name}" if mod_prefix else name
+                if key in arrays:
+                    m._buffers[name] = arrays[key]
 
     # -- repr
     def extra_repr(self) -> str:

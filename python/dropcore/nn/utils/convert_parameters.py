@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import numpy as np
-
 from ...tensor import Tensor, cat
 
 __all__ = ["parameters_to_vector", "vector_to_parameters"]
