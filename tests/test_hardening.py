@@ -659,3 +659,54 @@ def test_concurrent_writer_and_reader_of_one_array_never_panic():
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_every_kernel_writes_every_element_of_its_output(dtype, p):
+    """The binding hands kernels fresh arrays that are not zero-filled (rust/python/mod.rs,
+    new_array): that is sound only if each kernel writes every element. A NaN-filled
+    out= buffer must come back without a single NaN for finite input."""
+    x = np.random.default_rng(8).standard_normal((3, 4, 6, 7)).astype(dtype)  # odd sizes: tails
+    kernels = {
+        "dropout": lambda o: _core.dropout(x, p, 1, 3, True, False, o),
+        "dropout phase 1": lambda o: _core.dropout(x, p, 1, 3, False, False, o, 1),
+        "alpha": lambda o: _core.bernoulli_map(x, p, 1.5, 0.25, -1.0, 1, 3, None, o),
+        "grouped": lambda o: _core.bernoulli_map(x, p, 2.0, 0.0, 0.0, 1, 3, 42, o),
+        "gaussian x": lambda o: _core.gaussian_map(x, 0.5 + p, True, 1, 3, o),
+        "gaussian +": lambda o: _core.gaussian_map(x, 0.5 + p, False, 1, 3, o),
+        "drop_block": lambda o: _core.drop_block2d(x, p, 3, 1, 3, o),
+    }
+    for name, kernel in kernels.items():
+        out = np.full_like(x, np.nan)
+        kernel(out)
+        assert not np.isnan(out).any(), name
+        # The fresh-array path runs the same kernel: equal results.
+        fresh = kernel(None)
+        np.testing.assert_array_equal(fresh, out, err_msg=name)
+    big = np.random.default_rng(9).standard_normal((300, 1000)).astype(dtype)  # parallel chunks
+    out = np.full_like(big, np.nan)
+    _core.dropout(big, p, 1, 3, True, False, out)
+    assert not np.isnan(out).any()
+    w = np.random.default_rng(10).standard_normal((5, 7)).astype(dtype)
+    if p > 0:
+        y = _core.dropconnect_forward(x.reshape(-1, 7)[:9], w, None, p, 1, 3)
+        gx, gw = _core.dropconnect_backward(np.ones((9, 5), dtype), x.reshape(-1, 7)[:9], w, p, 1, 3)
+        assert not (np.isnan(y).any() or np.isnan(gx).any() or np.isnan(gw).any())
+    words = _core.philox_words(4, 5, 1001)
+    np.testing.assert_array_equal(words, philox_ref.words(4, 5, 1001))
+
+
+def test_tensor_inplace_follows_pytorch_leaf_refused_non_leaf_recorded():
+    g = dropcore.Generator(30)
+    leaf = dropcore.ones(4, 6, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        F.dropout(leaf, 0.5, inplace=True, generator=g)
+    assert g.offset == 0  # refused before any word was drawn
+    y = leaf * 3.0
+    out = F.dropout(y, 0.5, inplace=True, generator=dropcore.Generator(30))
+    assert out is y and y.grad_fn is not None
+    keep = philox_ref.keep_mask(30, 0, 24, 0.5).reshape(4, 6)
+    np.testing.assert_array_equal(y.detach().numpy(), np.where(keep, 6.0, 0.0))
+    y.sum().backward()
+    np.testing.assert_array_equal(leaf.grad.numpy(), np.where(keep, 6.0, 0.0))

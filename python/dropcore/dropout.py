@@ -86,7 +86,8 @@ def _check_float_array(x: Any, name: str = "input") -> np.ndarray:
 
 def _is_behaved(a: np.ndarray) -> bool:
     """Whether the kernels can read/write ``a`` as one slice: C-contiguous, aligned, native."""
-    return a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative
+    flags = a.flags
+    return flags.c_contiguous and flags.aligned and a.dtype.isnative
 
 
 def _behaved(x: np.ndarray) -> np.ndarray:
@@ -417,6 +418,14 @@ def _fill0(dest: np.ndarray) -> np.ndarray:
 
 
 _FEATURE_DIMS = "Feature dropout requires at least 2 dimensions in the input"
+# PyTorch 2.x's warning for 3-D input to dropout2d (read as (N, C, L)).
+_DROPOUT2D_3D = (
+    "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
+    "1D dropout behavior is desired - input is interpreted as shape (N, C, L), where C "
+    "is the channel dim. This behavior will change in a future release to interpret the "
+    "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
+    "channel-wise dropout behavior, please switch to using dropout1d instead."
+)
 
 
 def _feature_dropout(call: _Call, p: float, training: bool, generator, batched: bool, name: str):
@@ -473,14 +482,7 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
             stacklevel=2,
         )
     if ndim == 3:
-        warnings.warn(
-            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
-            "1D dropout behavior is desired - input is interpreted as shape (N, C, L), where C "
-            "is the channel dim. This behavior will change in a future release to interpret the "
-            "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
-            "channel-wise dropout behavior, please switch to using dropout1d instead.",
-            stacklevel=2,
-        )
+        warnings.warn(_DROPOUT2D_3D, stacklevel=2)
     return _feature_dropout(call, p, training, generator, True, "FeatureDropoutBackward0")
 
 

@@ -4,7 +4,7 @@ use numpy::{PyArrayDyn, PyArrayMethods};
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 
-use super::{dispatch_float, float_array, is_writeable, map_into, require_contiguous, zeros, Elem};
+use super::{dispatch_float, float_array, is_writeable, map_into, new_array, require_contiguous, Elem};
 use crate::dropout::{dropout_forward, dropout_forward_inplace, DropoutRule};
 use crate::rng::HalfPos;
 use crate::{parallel, rng};
@@ -19,7 +19,7 @@ fn philox_words<'py>(py: Python<'py>, seed: u64, offset: u64, n: usize) -> PyRes
             "words {offset} .. {offset} + {n} run past the end of the Philox stream (2**64 words)"
         )));
     }
-    let out = zeros::<u32>(py, &[n])?;
+    let out = new_array::<u32>(py, &[n])?; // `fill_words` writes every word
     {
         let mut rw = out.try_readwrite().map_err(|e| PyValueError::new_err(e.to_string()))?;
         let words = rw.as_slice_mut()?;

@@ -7,7 +7,8 @@
 //! - arrays arrive C-contiguous, aligned and native-endian (the Python layer makes
 //!   them so) and are read through slices; anything else is refused with a
 //!   `ValueError`/`TypeError`, never read through a misaligned or aliased slice;
-//! - outputs are fresh zero-filled NumPy arrays (a request too large for memory is a
+//! - outputs are fresh NumPy arrays that the kernel writes completely (see
+//!   [`new_array`] for what that relies on; a request too large for memory is a
 //!   `MemoryError`, never an abort) or the caller's `out`, which must share no byte
 //!   with the input (an exact address-range test, whatever objects own the memory);
 //! - one generic body per function serves f32 and f64 through [`dispatch_float!`];
@@ -18,7 +19,7 @@
 
 use std::ffi::c_int;
 
-use numpy::npyffi::{npy_intp, NPY_ARRAY_WRITEABLE};
+use numpy::npyffi::{npy_intp, NpyTypes, NPY_ARRAY_WRITEABLE};
 use numpy::{dtype, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods, PY_ARRAY_API};
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -77,14 +78,17 @@ macro_rules! dispatch_float {
 }
 pub(crate) use dispatch_float;
 
-/// A fresh zero-filled C-contiguous array of `shape`, or `MemoryError`.
-///
-/// Zero-filled so that the `&mut [T]` a kernel later gets covers initialised memory
-/// even where a kernel does not write every element. NumPy zero-fills through
-/// `calloc`, so a large array gets fresh zero pages from the OS and costs no extra
-/// pass over memory. A request whose byte count does not fit in `isize` never reaches
-/// the allocator; one the allocator refuses comes back as NumPy's `MemoryError`.
-pub(crate) fn zeros<'py, T: numpy::Element>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+/// How a fresh array's memory starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Init {
+    Zeroed,
+    Uninit,
+}
+
+/// A fresh C-contiguous NumPy array of `shape`, or `MemoryError`: a request whose byte
+/// count does not fit in `isize` never reaches the allocator, and one the allocator
+/// refuses comes back as NumPy's `MemoryError` (never an abort or a panic).
+fn allocate<'py, T: numpy::Element>(py: Python<'py>, shape: &[usize], init: Init) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     let bytes = shape.iter().try_fold(std::mem::size_of::<T>(), |acc, &d| acc.checked_mul(d));
     if !matches!(bytes, Some(b) if b <= isize::MAX as usize) {
         return Err(PyMemoryError::new_err(format!(
@@ -94,20 +98,53 @@ pub(crate) fn zeros<'py, T: numpy::Element>(py: Python<'py>, shape: &[usize]) ->
     // Every dimension is at most the byte count, so it fits in `npy_intp` (isize).
     let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
     let ndim = c_int::try_from(dims.len()).map_err(|_| PyValueError::new_err("too many dimensions"))?;
-    // SAFETY: `PyArray_Zeros` reads `ndim` dimensions from `dims` (a live buffer of that
-    // length), steals the descriptor reference that `into_dtype_ptr` hands over, and
-    // returns a new reference or NULL with a Python exception set;
-    // `from_owned_ptr_or_err` takes ownership of exactly that reference or fetches the
-    // exception. The descriptor is `T`'s, so the result is an array of `T`.
+    // SAFETY: both NumPy constructors read `ndim` dimensions from `dims` (a live buffer
+    // of that length; null strides and data mean "C order, allocate for me"), steal the
+    // descriptor reference that `into_dtype_ptr` hands over, and return a new reference
+    // or NULL with a Python exception set; `from_owned_ptr_or_err` takes ownership of
+    // exactly that reference or fetches the exception. The descriptor is `T`'s, so the
+    // result is an array of `T`. The GIL is held (`py`).
     unsafe {
-        let ptr = PY_ARRAY_API.PyArray_Zeros(py, ndim, dims.as_mut_ptr(), T::get_dtype(py).into_dtype_ptr(), 0);
+        let descr = T::get_dtype(py).into_dtype_ptr();
+        let ptr = match init {
+            Init::Zeroed => PY_ARRAY_API.PyArray_Zeros(py, ndim, dims.as_mut_ptr(), descr, 0),
+            Init::Uninit => PY_ARRAY_API.PyArray_NewFromDescr(
+                py,
+                PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
+                descr,
+                ndim,
+                dims.as_mut_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+            ),
+        };
         Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
     }
 }
 
-/// A fresh float array of `shape` for a kernel to write (zero-filled, see [`zeros`]).
-pub(crate) fn new_array<'py, T: Elem>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    zeros::<T>(py, shape)
+/// A fresh zero-filled array of `shape` (NumPy's `calloc` path), or `MemoryError`.
+pub(crate) fn zeros<'py, T: numpy::Element>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    allocate(py, shape, Init::Zeroed)
+}
+
+/// A fresh array of `shape` whose elements are NOT initialised, for a kernel that
+/// writes every element before it reads any, or `MemoryError`.
+///
+/// What is guaranteed, and what is not: every caller hands the whole buffer to one
+/// kernel and returns the array to Python only after that kernel succeeded (on an
+/// error the array is dropped unseen), and every kernel of this crate writes each
+/// element of its output before reading it (the DropConnect gradients zero-fill
+/// first); `tests/test_hardening.py` checks this for every kernel with NaN-filled
+/// `out=` buffers. So no uninitialised value is ever read or seen by Python. The
+/// slice the kernel receives is still typed `&mut [T]` over memory not yet written,
+/// which the standard library's documentation does not allow; the strict fix is
+/// kernels that take `&mut [MaybeUninit<T>]`. Zero-filling instead costs a full extra
+/// pass over memory (a fresh 10^6-element dropout took +40%), so it is kept for
+/// [`zeros`]'s callers.
+pub(crate) fn new_array<'py, T: numpy::Element>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    allocate(py, shape, Init::Uninit)
 }
 
 /// The bytes `a`'s elements occupy, `[start, end)`: exact for a C-contiguous array.
@@ -179,7 +216,7 @@ pub(crate) fn map_into<'py, T: Elem>(
 
 /// `a` borrowed for reading, or a `ValueError` if another call (another Python
 /// thread, GIL released) is writing it right now: never a panic.
-pub(crate) fn read<'a, 'py, T: Elem>(a: &'a Bound<'py, PyArrayDyn<T>>, name: &str) -> PyResult<numpy::PyReadonlyArrayDyn<'py, T>> {
+pub(crate) fn read<'py, T: Elem>(a: &Bound<'py, PyArrayDyn<T>>, name: &str) -> PyResult<numpy::PyReadonlyArrayDyn<'py, T>> {
     a.try_readonly()
         .map_err(|e| PyValueError::new_err(format!("{name} is being written by another call: {e}")))
 }
