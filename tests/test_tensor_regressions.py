@@ -142,3 +142,16 @@ def test_vector_dot_backward_is_the_other_vector():
     v = dropcore.tensor([4.0, 5.0, 6.0], requires_grad=True)
     (p @ v).backward()
     assert p.grad.tolist() == [4.0, 5.0, 6.0] and v.grad.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_operators_give_way_to_foreign_operands_like_pytorch():
+    # Regression: ``t == object()`` raised KeyError('O') from dtype promotion.
+    t = dropcore.tensor([1.0, 2.0])
+    assert (t == object()) is False and (t != object()) is True
+    assert (t == "a") is False
+    with pytest.raises(TypeError):
+        t + object()
+    with pytest.raises(TypeError):
+        t < "a"
+    assert (t == [1.0, 3.0]).tolist() == [True, False]  # sequences still compare element-wise
+    assert (2 * t).tolist() == [2.0, 4.0] and (t ** 2).tolist() == [1.0, 4.0]

@@ -1,8 +1,8 @@
-"""dropcore: dropout and its family at the speed of memory.
+"""dropcore: dropout and its family from a Rust engine, with PyTorch's interface.
 
 A Rust engine (counter-based Philox4x32-10 masks, SIMD and rayon kernels) behind a
-PyTorch-like Python interface. Masks are a pure function of ``(seed, index)``, so
-results are reproducible across threads and machines.
+PyTorch-like Python interface. Masks are a pure function of ``(seed, index)``, so they
+are bit-identical whatever the thread count, the chunking or the machine.
 """
 
 from __future__ import annotations

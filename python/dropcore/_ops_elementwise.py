@@ -821,6 +821,22 @@ def _inplace_of(outofplace, name):
     return method
 
 
+_OPERANDS = (Tensor, np.ndarray, np.generic, bool, int, float, list, tuple)
+
+
+def _operator(fn):
+    """``fn`` as a binary operator: NotImplemented for an operand that is not a tensor,
+    an array, a number or a (nested) sequence, so Python falls back as with PyTorch."""
+
+    def op(self, other):
+        if other is not None and not isinstance(other, _OPERANDS):
+            return NotImplemented
+        return fn(self, other)
+
+    op.__name__, op.__doc__ = getattr(fn, "__name__", "op"), fn.__doc__
+    return op
+
+
 # ----------------------------------------------------------------------------- binding
 def _bind() -> None:
     T = Tensor
@@ -835,28 +851,28 @@ def _bind() -> None:
     ):
         setattr(T, name, globals()[name])
     T.where = lambda self, condition, other: where(condition, self, other)
-    T.__add__ = T.__radd__ = add
-    T.__sub__ = sub
-    T.__rsub__ = _rsub
-    T.__mul__ = T.__rmul__ = mul
-    T.__truediv__ = div
-    T.__rtruediv__ = lambda self, other: div(other, self)
-    T.__floordiv__ = floor_divide
-    T.__rfloordiv__ = lambda self, other: floor_divide(other, self)
-    T.__mod__ = remainder
-    T.__rmod__ = lambda self, other: remainder(other, self)
-    T.__pow__ = pow
-    T.__rpow__ = _rpow
+    # Operators give way (NotImplemented) to operands that are not numbers, arrays or
+    # tensors, as PyTorch's do: ``t == object()`` is False, ``t + "a"`` a TypeError.
+    dunders = {
+        "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": _rsub, "__mul__": mul, "__rmul__": mul,
+        "__truediv__": div, "__rtruediv__": lambda self, other: div(other, self),
+        "__floordiv__": floor_divide, "__rfloordiv__": lambda self, other: floor_divide(other, self),
+        "__mod__": remainder, "__rmod__": lambda self, other: remainder(other, self),
+        "__pow__": pow, "__rpow__": _rpow,
+        "__eq__": lambda self, other: False if other is None else eq(self, other),
+        "__ne__": lambda self, other: True if other is None else ne(self, other),
+        "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
+        "__and__": _bitwise(np.bitwise_and, "bitwise_and"), "__or__": _bitwise(np.bitwise_or, "bitwise_or"),
+        "__xor__": _bitwise(np.bitwise_xor, "bitwise_xor"),
+    }
+    for rname, name in (("__rand__", "__and__"), ("__ror__", "__or__"), ("__rxor__", "__xor__")):
+        dunders[rname] = dunders[name]
+    for name, fn in dunders.items():
+        setattr(T, name, _operator(fn))
     T.__neg__ = neg
     T.__pos__ = lambda self: self
     T.__abs__ = abs
-    T.__eq__ = lambda self, other: False if other is None else eq(self, other)
-    T.__ne__ = lambda self, other: True if other is None else ne(self, other)
-    T.__lt__, T.__le__, T.__gt__, T.__ge__ = lt, le, gt, ge
     T.__invert__ = lambda self: _wrap(np.logical_not(self._data) if self._data.dtype == np.bool_ else np.invert(self._data))
-    T.__and__ = T.__rand__ = _bitwise(np.bitwise_and, "bitwise_and")
-    T.__or__ = T.__ror__ = _bitwise(np.bitwise_or, "bitwise_or")
-    T.__xor__ = T.__rxor__ = _bitwise(np.bitwise_xor, "bitwise_xor")
     # in place
     T.add_ = T.__iadd__ = _binary_inplace(np.add, add, "add_")
     T.sub_ = T.__isub__ = _binary_inplace(np.subtract, sub, "sub_")

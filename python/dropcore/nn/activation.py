@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Callable
 
 import numpy as np
 
@@ -172,12 +173,28 @@ class CReLU(Module):
         return F.crelu(input, 1)
 
 
+class _InplaceActivation(Module):
+    """An activation whose only option is ``inplace`` (PyTorch's repr: ``inplace=True`` when set)."""
+
+    _function: Callable[..., Tensor]
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._function(input, inplace=self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
 class ELU(Module):
     """Exponential Linear Unit: ``x`` if ``x > 0`` else ``alpha (exp(x) - 1)``.
 
     Args:
         alpha: the value approached for large negative inputs. Default: 1.0.
-        inplace: overwrite the input (only outside the autograd graph). Default: False.
+        inplace: overwrite the input (PyTorch's in-place rules). Default: False.
     """
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
@@ -191,7 +208,7 @@ class ELU(Module):
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
-class SELU(Module):
+class SELU(_InplaceActivation):
     """Scaled ELU (Klambauer et al. 2017), the activation AlphaDropout is designed for.
 
     ``scale * (max(0, x) + min(0, alpha (exp(x) - 1)))`` with alpha = 1.6732632423543772
@@ -201,15 +218,7 @@ class SELU(Module):
         >>> net = nn.Sequential(nn.Linear(20, 20), nn.SELU(), nn.AlphaDropout(0.1))
     """
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return selu(input, self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+    _function = staticmethod(selu)
 
 
 class GELU(Module):
@@ -226,18 +235,10 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class SiLU(Module):
+class SiLU(_InplaceActivation):
     """``x * sigmoid(x)``."""
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return silu(input, self.inplace)
-
-    def extra_repr(self) -> str:
-        return "inplace=True" if self.inplace else ""
+    _function = staticmethod(silu)
 
 
 class Softplus(Module):

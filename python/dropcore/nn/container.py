@@ -21,7 +21,61 @@ def _check_module(module: Any, container: str) -> None:
         raise TypeError(f"{container} only accepts dropcore.nn.Module, but got {type(module).__name__}")
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: children kept in order and indexed by position
+    (negative indices count from the end); deleting or inserting renumbers them 0..n-1."""
+
+    def _index(self, idx: int) -> int:
+        idx = operator.index(idx)
+        n = len(self)
+        if not -n <= idx < n:
+            raise IndexError(f"index {idx} is out of range")
+        return idx % n
+
+    def _renumber(self, items: list) -> None:
+        self._modules.clear()
+        for i, m in enumerate(items):
+            self._modules[str(i)] = m
+
+    def _slice(self, idx: slice):
+        raise NotImplementedError
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return self._slice(idx)
+        return list(self._modules.values())[self._index(idx)]
+
+    def __setitem__(self, idx: int, module: Module) -> None:
+        _check_module(module, type(self).__name__)
+        self._modules[list(self._modules)[self._index(idx)]] = module
+
+    def __delitem__(self, idx) -> None:
+        items = list(self._modules.values())
+        if isinstance(idx, slice):
+            del items[idx]
+        else:
+            del items[self._index(idx)]
+        self._renumber(items)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module):
+        _check_module(module, type(self).__name__)
+        self.add_module(str(len(self)), module)
+        return self
+
+    def _insert(self, index: int, module: Module) -> None:
+        _check_module(module, type(self).__name__)
+        items = list(self._modules.values())
+        items.insert(index, module)
+        self._renumber(items)
+
+
+class Sequential(_ModuleSequence):
     """Modules applied in order: ``Sequential(Linear(784, 256), ReLU(), ...)`` or
     ``Sequential(OrderedDict([("fc", Linear(4, 2)), ...]))``.
 
@@ -37,53 +91,16 @@ class Sequential(Module):
                 _check_module(m, "Sequential")
                 self.add_module(name, m)
         else:
-            for i, m in enumerate(args):
-                _check_module(m, "Sequential")
-                self.add_module(str(i), m)
+            for m in args:
+                self.append(m)
 
     def forward(self, input: Any) -> Any:
         for m in self._modules.values():
             input = m(input)
         return input
 
-    def _index(self, idx: int) -> int:
-        idx = operator.index(idx)
-        n = len(self)
-        if not -n <= idx < n:
-            raise IndexError(f"index {idx} is out of range")
-        return idx % n
-
-    def __getitem__(self, idx):
-        items = list(self._modules.items())
-        if isinstance(idx, slice):
-            return type(self)(OrderedDict(items[idx]))
-        return items[self._index(idx)][1]
-
-    def __setitem__(self, idx: int, module: Module) -> None:
-        _check_module(module, "Sequential")
-        key = list(self._modules)[self._index(idx)]
-        self._modules[key] = module
-
-    def __delitem__(self, idx) -> None:
-        keys = list(self._modules)
-        for key in (keys[idx] if isinstance(idx, slice) else [keys[self._index(idx)]]):
-            del self._modules[key]
-        # PyTorch renumbers so indices stay 0..n-1.
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def append(self, module: Module) -> "Sequential":
-        _check_module(module, "Sequential")
-        self.add_module(str(len(self)), module)
-        return self
+    def _slice(self, idx: slice) -> "Sequential":
+        return type(self)(OrderedDict(list(self._modules.items())[idx]))
 
     def extend(self, modules: Iterable[Module]) -> "Sequential":
         for m in modules:
@@ -91,19 +108,14 @@ class Sequential(Module):
         return self
 
     def insert(self, index: int, module: Module) -> "Sequential":
-        _check_module(module, "Sequential")
-        items = list(self._modules.values())
-        n = len(items)
+        n = len(self)
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
-        items.insert(index + n if index < 0 else index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        self._insert(index + n if index < 0 else index, module)
         return self
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules, registered so their parameters are visible to the parent.
 
     Examples:
@@ -116,40 +128,8 @@ class ModuleList(Module):
         if modules is not None:
             self.extend(modules)
 
-    def _index(self, idx: int) -> int:
-        idx = operator.index(idx)
-        n = len(self)
-        if not -n <= idx < n:
-            raise IndexError(f"index {idx} is out of range")
-        return idx % n
-
-    def __getitem__(self, idx):
-        if isinstance(idx, slice):
-            return type(self)(list(self._modules.values())[idx])
-        return self._modules[str(self._index(idx))]
-
-    def __setitem__(self, idx: int, module: Module) -> None:
-        _check_module(module, "ModuleList")
-        self._modules[str(self._index(idx))] = module
-
-    def __delitem__(self, idx) -> None:
-        items = list(self._modules.values())
-        if isinstance(idx, slice):
-            del items[idx]
-        else:
-            del items[self._index(idx)]
-        self._renumber(items)
-
-    def _renumber(self, items: list) -> None:
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+    def _slice(self, idx: slice) -> "ModuleList":
+        return type(self)(list(self._modules.values())[idx])
 
     def __iadd__(self, modules: Iterable[Module]) -> "ModuleList":
         return self.extend(modules)
@@ -157,23 +137,15 @@ class ModuleList(Module):
     def __add__(self, other: Iterable[Module]) -> "ModuleList":
         return ModuleList([*self, *other])
 
-    def append(self, module: Module) -> "ModuleList":
-        _check_module(module, "ModuleList")
-        self.add_module(str(len(self)), module)
-        return self
-
     def extend(self, modules: Iterable[Module]) -> "ModuleList":
-        if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
+        if isinstance(modules, Module) and not isinstance(modules, _ModuleSequence):
             raise TypeError("ModuleList.extend should be called with an iterable, but got " + type(modules).__name__)
         for m in modules:
             self.append(m)
         return self
 
     def insert(self, index: int, module: Module) -> None:
-        _check_module(module, "ModuleList")
-        items = list(self._modules.values())
-        items.insert(index, module)
-        self._renumber(items)
+        self._insert(index, module)
 
     def pop(self, index: int = -1) -> Module:
         m = self[index]
