@@ -137,58 +137,57 @@ def _configure_worker(builder: tuple[str, int]) -> None:
     configure_threads(n)
 
 
-def _element_block(block, *, kind, p, a, b, dropped, inverted, seed, offset, builder, block_info=None):
-    """Element-wise Bernoulli mask (dropout, alpha dropout) on one block: element ``g``
-    of the whole array reads half-word ``2 * offset + g`` (SPEC §2)."""
-    _configure_worker(builder)
-    x = _native(block)
-    out = np.empty_like(x)
-    if x.size == 0:
-        return out
-    starts, length = _block_runs(block_info[0]["array-location"], block_info[0]["shape"])
-    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
-    for k, g in enumerate(starts.tolist()):
-        run = slice(k * length, (k + 1) * length)
-        word, phase = _element_start(offset, g)
-        if kind == "dropout":
-            _core.dropout(flat_x[run], p, seed, word, inverted, False, flat_out[run], phase=phase)
-        else:
-            _core.bernoulli_map(flat_x[run], p, a, b, dropped, seed, word, None, flat_out[run], phase=phase)
-    return out
-
-
-def _grouped_block(block, *, group_dims, p, a, b, dropped, seed, offset, builder, block_info=None):
-    """One word per group of the leading ``group_dims`` dims (channel dropout, DropPath,
-    feature alpha dropout): group ``i`` (C order over those dims) reads word ``offset + i``."""
+def _map_runs(block, block_info, builder, lead_dims: int, run) -> np.ndarray:
+    """The frame every per-block task shares: ``run(x_part, out_part, g)`` on each part of
+    the block that is one contiguous run of the whole array's C order over its first
+    ``lead_dims`` dims, ``g`` being that run's first global index over those dims."""
     _configure_worker(builder)
     x = _native(block)
     out = np.empty_like(x)
     if x.size == 0:
         return out
     location, shape = block_info[0]["array-location"], block_info[0]["shape"]
-    starts, length = _block_runs(location[:group_dims], shape[:group_dims])
-    inner = int(np.prod(x.shape[group_dims:], dtype=np.int64))  # a group's elements in this block
+    starts, length = _block_runs(location[:lead_dims], shape[:lead_dims])
+    span = length * int(np.prod(x.shape[lead_dims:], dtype=np.int64))
     flat_x, flat_out = x.reshape(-1), out.reshape(-1)
     for k, g in enumerate(starts.tolist()):
-        run = slice(k * length * inner, (k + 1) * length * inner)
-        _core.bernoulli_map(flat_x[run], p, a, b, dropped, seed, offset + g, max(inner, 1), flat_out[run])
+        run(flat_x[k * span : (k + 1) * span], flat_out[k * span : (k + 1) * span], g)
     return out
+
+
+def _element_block(block, *, kind, p, a, b, dropped, inverted, seed, offset, builder, block_info=None):
+    """Element-wise Bernoulli mask (dropout, alpha dropout) on one block: element ``g``
+    of the whole array reads half-word ``2 * offset + g`` (SPEC §2)."""
+
+    def run(x, out, g):
+        word, phase = _element_start(offset, g)
+        if kind == "dropout":
+            _core.dropout(x, p, seed, word, inverted, False, out, phase=phase)
+        else:
+            _core.bernoulli_map(x, p, a, b, dropped, seed, word, None, out, phase=phase)
+
+    return _map_runs(block, block_info, builder, block.ndim, run)
+
+
+def _grouped_block(block, *, group_dims, p, a, b, dropped, seed, offset, builder, block_info=None):
+    """One word per group of the leading ``group_dims`` dims (channel dropout, DropPath,
+    feature alpha dropout): group ``i`` (C order over those dims) reads word ``offset + i``."""
+    inner = max(int(np.prod(block.shape[group_dims:], dtype=np.int64)), 1)  # a group's elements here
+
+    def run(x, out, g):
+        _core.bernoulli_map(x, p, a, b, dropped, seed, offset + g, inner, out)
+
+    return _map_runs(block, block_info, builder, group_dims, run)
 
 
 def _gaussian_block(block, *, scale, multiplicative, seed, offset, builder, block_info=None):
     """Gaussian noise on one block: element ``g`` of the whole array reads words
     ``offset + 2g`` and ``offset + 2g + 1`` (Box-Muller)."""
-    _configure_worker(builder)
-    x = _native(block)
-    out = np.empty_like(x)
-    if x.size == 0:
-        return out
-    starts, length = _block_runs(block_info[0]["array-location"], block_info[0]["shape"])
-    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
-    for k, g in enumerate(starts.tolist()):
-        run = slice(k * length, (k + 1) * length)
-        flat_out[run] = _core.gaussian_map(flat_x[run], scale, multiplicative, seed, offset + 2 * g)
-    return out
+
+    def run(x, out, g):
+        out[...] = _core.gaussian_map(x, scale, multiplicative, seed, offset + 2 * g)
+
+    return _map_runs(block, block_info, builder, block.ndim, run)
 
 
 # --- contract v2 of the element masks ------------------------------------------------
