@@ -312,8 +312,22 @@ def relu(input: Tensor) -> Tensor:
     if a.dtype == np.bool_:
         raise RuntimeError("\"clamp_min_cpu\" not implemented for 'Bool'")
     out = np.maximum(a, a.dtype.type(0))
-    return _make_op(out, (input,), lambda g: (np.where(out > 0, g, 0).astype(g.dtype, copy=False),), "ReluBackward0",
-                    saved=(), saves_output=True)
+    return _make_op(out, (input,), lambda g: (_relu_backward(out, g),), "ReluBackward0", saved=(), saves_output=True)
+
+
+def _relu_backward(out: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``where(out > 0, g, 0)`` (PyTorch's threshold_backward) without a per-element branch.
+
+    ``np.where`` on a random mask mispredicts every other element (~10x slower at 256x256);
+    ANDing the gradient's bits with an all-ones/all-zeros word per element gives the same
+    values exactly (kept bits, or +0.0; NaN and -0.0 in ``g`` survive where ``out > 0``).
+    """
+    if g.dtype.kind != "f" or g.shape != out.shape:
+        return np.where(out > 0, g, 0).astype(g.dtype, copy=False)
+    bits = np.dtype(f"u{g.dtype.itemsize}")
+    word = np.multiply(out > 0, np.iinfo(bits).max, dtype=bits)  # 1 -> all ones, 0 -> 0
+    np.bitwise_and(word, np.ascontiguousarray(g).view(bits), out=word)
+    return word.view(g.dtype)
 
 
 def _rounding(fn, name):
