@@ -181,6 +181,18 @@ mod tests {
     }
 
     #[test]
+    fn ln_unit_is_accurate_across_the_exponent_range() {
+        // Every exponent a word can give (u >= 2^-33), both sides of the sqrt(2) split:
+        // checks the exponent handling, not just the mantissa polynomial.
+        for k in 1..=33 {
+            let u = (-(k as f64)).exp2();
+            assert!(((ln_unit(u) - u.ln()) / u.ln()).abs() < 1e-15, "2^-{k}");
+            let v = u * 1.5; // m = 1.5 > sqrt(2): e goes up by one
+            assert!(((ln_unit(v) - v.ln()) / v.ln()).abs() < 1e-15, "1.5 * 2^-{k}");
+        }
+    }
+
+    #[test]
     fn matches_the_scalar_definition_for_any_thread_count() {
         let n = 3 * parallel::CHUNK + 11;
         let x: Vec<f64> = (0..n).map(|i| (i % 17) as f64 - 8.0).collect();
