@@ -470,6 +470,19 @@ def dropout1d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     return _feature_dropout(call, p, training, generator, ndim == 3, "FeatureDropoutBackward0")
 
 
+def _warn_deprecated_rank(name: str, ndim: int, spatial: int) -> None:
+    """PyTorch 2.x's warning for a rank ``dropout2d``/``dropout3d`` does not document
+    (its text verbatim); ``stacklevel`` points at the user's call."""
+    warnings.warn(
+        f"{name}: Received a {ndim}-D input to {name}, which is deprecated "
+        "and will result in an error in a future release. To retain the behavior "
+        f"and silence this warning, please use dropout instead. Note that {name} "
+        f"exists to provide channel-wise dropout on inputs with {spatial} spatial dimensions, "
+        f"a channel dimension, and an optional batch dimension (i.e. {spatial + 1}D or {spatial + 2}D inputs).",
+        stacklevel=3,
+    )
+
+
 def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None, *, out=None):
     """Zero whole channels (SpatialDropout, Tompson et al. 2015) of (N, C, H, W) input
     with probability ``p``; survivors scaled by 1/(1-p).
@@ -482,14 +495,7 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     call = _Call(input, inplace, out)
     ndim = call.x.ndim
     if ndim not in (3, 4):
-        warnings.warn(
-            f"dropout2d: Received a {ndim}-D input to dropout2d, which is deprecated "
-            "and will result in an error in a future release. To retain the behavior "
-            "and silence this warning, please use dropout instead. Note that dropout2d "
-            "exists to provide channel-wise dropout on inputs with 2 spatial dimensions, "
-            "a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
-            stacklevel=2,
-        )
+        _warn_deprecated_rank("dropout2d", ndim, 2)
     if ndim == 3:
         warnings.warn(_DROPOUT2D_3D, stacklevel=2)
     return _feature_dropout(call, p, training, generator, True, "FeatureDropoutBackward0")
@@ -503,14 +509,7 @@ def dropout3d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
     call = _Call(input, inplace, out)
     ndim = call.x.ndim
     if ndim not in (4, 5):
-        warnings.warn(
-            f"dropout3d: Received a {ndim}-D input to dropout3d, which is deprecated "
-            "and will result in an error in a future release. To retain the behavior "
-            "and silence this warning, please use dropout instead. Note that dropout3d "
-            "exists to provide channel-wise dropout on inputs with 3 spatial dimensions, "
-            "a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
-            stacklevel=2,
-        )
+        _warn_deprecated_rank("dropout3d", ndim, 3)
     return _feature_dropout(call, p, training, generator, ndim == 5, "FeatureDropoutBackward0")
 
 
