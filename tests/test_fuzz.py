@@ -325,6 +325,36 @@ def test_drop_block2d_matches_its_definition(case):
     np.testing.assert_array_equal(y, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("h, w", [(1, 1), (4, 1), (3, 63), (2, 64), (64, 64), (5, 65), (65, 7), (7, 9)])
+def test_drop_block2d_bit_mask_edges_match_the_definition(h, w, dtype):
+    # Maps up to 64 wide and high take the bit-mask kernel (65 the window sums): rows
+    # of 1, 63 and 64 units, rows that straddle 64-bit words (7 x 9), every block size.
+    v = np.random.default_rng(h * 100 + w).standard_normal((2, 3, h, w)).astype(dtype)
+    v.flat[::7] = np.inf
+    for block in range(1, min(h, w, 7) + 1):
+        for p in (0.1, 0.6, 1.0):
+            seed, offset = 2**40 + block, 3 * block
+            y = F.drop_block2d(v, p, block, generator=dropcore.Generator(seed, offset))
+            with np.errstate(all="ignore"):
+                want = ref_drop_block(v, p, block, seed, offset)
+            np.testing.assert_array_equal(y, want, err_msg=f"block {block}, p={p}")
+
+
+def test_drop_block2d_parallel_call_matches_the_definition():
+    # Large enough for both kernel passes to split over threads; 7 x 9 planes (63 units)
+    # make the mask tasks round up to whole 64-bit words.
+    v = np.random.default_rng(5).standard_normal((40, 60, 7, 9)).astype(np.float32)
+    before = dropcore.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            dropcore.set_num_threads(threads)
+            y = F.drop_block2d(v, 0.3, 3, generator=dropcore.Generator(11, 4))
+            np.testing.assert_array_equal(y, ref_drop_block(v, 0.3, 3, 11, 4), err_msg=f"{threads} threads")
+    finally:
+        dropcore.set_num_threads(before)
+
+
 # ----------------------------------------------------------------------------- bad input
 def _bad_arrays():
     return [

@@ -9,15 +9,24 @@
 //! are scaled by `numel / kept` over the whole call (the paper's normalisation), so
 //! the expected sum is unchanged. Backward recomputes the same mask and scale.
 //!
-//! Maps at most 64 wide and high (most CNN feature maps) build the mask as one `u64`
-//! per row: centre bits, a horizontal dilation by `bs` shifts, a vertical OR over `bs`
-//! rows, kept counted by popcount, and only the rows that can hold valid centres draw
-//! words. That is 7-10x faster than the window sums [`DropBlock::keep_mask`] uses
-//! (the general path, and the definition the tests compare the bit masks with).
+//! Maps at most 64 wide and high (most CNN feature maps) build the mask as bits, in
+//! two parallel passes. Pass 1, per plane: draw the words of the rows that can hold
+//! valid centres, compare them with the threshold into one `u64` of centre bits per
+//! row (eight words per compare and `movemask` on AVX2), dilate each row by `bs`
+//! columns with shifts, OR `bs` rows together, and write the rows into one flat bit
+//! mask of the whole call (bit `i` = unit `i` dropped); each task counts its dropped
+//! bits by popcount. Pass 2 applies the mask 64 units at a time, branch-free: kept
+//! `x * scale`, dropped exactly `0`. Philox sets the cost of pass 1, memory that of
+//! pass 2. The window sums of [`DropBlock::keep_mask`] are the general path (larger
+//! maps) and the definition the tests compare the bit path with.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{check_same_len, EngineError};
 use crate::parallel;
-use crate::rng;
+use crate::rng::{self, Isa};
+#[cfg(target_arch = "x86_64")]
+use crate::rng::Level;
 use crate::{Real, Result};
 
 /// Per-task buffers for one plane's mask.
@@ -113,66 +122,23 @@ impl DropBlock {
         }
     }
 
-    /// Dropped units of plane `index` as one bit mask per row (maps at most 64 wide):
-    /// bit `c` of `rows[r]` is set iff unit `(r, c)` is dropped. Same mask as
-    /// [`Self::keep_mask`], by shifts and ORs instead of window sums.
-    fn plane_rows(&self, index: usize, words: &mut [u32], rows: &mut [u64]) {
-        let (h, w, bs) = (self.height, self.width, self.block);
-        let half = bs / 2;
-        // Only rows half ..= h + half - bs can hold valid centres: draw just those words.
-        let (r0, r1) = (half, h + half - bs);
-        let first = (index * h * w + r0 * w) as u64;
-        let words = &mut words[..(r1 - r0 + 1) * w];
-        rng::fill_words(self.seed, self.offset.wrapping_add(first), words);
-        // Horizontal dilation of each centre row: centre c covers c - half .. c - half + bs.
-        let mut across = [0u64; 64];
-        for (r, wr) in (r0..=r1).zip(words.chunks_exact(w)) {
-            let mut centres = 0u64;
-            for (c, &wd) in wr.iter().enumerate().take(w + half - bs + 1).skip(half) {
-                centres |= (((wd as u64) < self.centre_threshold) as u64) << c;
-            }
-            let shifted = centres >> half;
-            across[r] = (0..bs).fold(0u64, |acc, k| acc | (shifted << k));
-        }
-        // Vertical dilation: row r is hit by centre rows r + half + 1 - bs ..= r + half.
-        for (r, row) in rows.iter_mut().enumerate() {
-            let lo = (r + half + 1).saturating_sub(bs).max(r0);
-            let hi = (r + half).min(r1);
-            *row = (lo..=hi).fold(0u64, |acc, k| acc | across[k]);
-        }
-    }
-
-    /// [`Self::apply`] for maps at most 64 wide: per-row bit masks, kept counted by popcount.
-    fn apply_narrow<T: Real>(&self, x: &[T], out: &mut [T]) {
-        let (h, w) = (self.height, self.width);
-        let plane = h * w;
-        let mut rows = vec![0u64; self.planes * h];
-        let planes_per_task = (parallel::CHUNK / plane.max(1)).max(1);
-        parallel::for_each_chunk_by(&mut rows, planes_per_task * h, |start, rs| {
-            let mut words = vec![0u32; plane];
-            for (k, pr) in rs.chunks_mut(h).enumerate() {
-                self.plane_rows(start / h + k, &mut words, pr);
-            }
-        });
-        let dropped: usize = rows.iter().map(|r| r.count_ones() as usize).sum();
-        let kept = x.len() - dropped;
-        let scale = if kept == 0 { T::zero() } else { T::of(x.len() as f64 / kept as f64) };
-        parallel::zip_chunks_by(x, out, planes_per_task * plane, |start, xc, oc| {
-            let first_row = start / w;
-            for ((xr, or), &bits) in xc.chunks_exact(w).zip(oc.chunks_exact_mut(w)).zip(&rows[first_row..]) {
-                for (c, (o, &v)) in or.iter_mut().zip(xr).enumerate() {
-                    *o = if (bits >> c) & 1 == 0 { v * scale } else { T::zero() };
-                }
-            }
-        });
-    }
-
     /// `out = keep * x * numel / kept` (all zeros if nothing is kept).
     pub fn apply<T: Real>(&self, x: &[T], out: &mut [T]) -> Result<()> {
+        self.apply_with(rng::isa(), x, out)
+    }
+
+    /// [`Self::apply`] on an explicit instruction set (every set gives the same bits).
+    pub fn apply_with<T: Real>(&self, isa: Isa, x: &[T], out: &mut [T]) -> Result<()> {
         check_same_len("drop_block input and output lengths", x.len(), out.len())?;
         check_same_len("drop_block input length and N*C*H*W", x.len(), self.planes * self.height * self.width)?;
         if self.width <= 64 && self.height <= 64 {
-            self.apply_narrow(x, out);
+            let (bits, dropped) = self.dropped_bits(isa);
+            let kept = x.len() - dropped;
+            let scale = if kept == 0 { T::zero() } else { T::of(x.len() as f64 / kept as f64) };
+            // Chunks of whole 64-unit words of the mask.
+            parallel::zip_chunks_by(x, out, parallel::CHUNK, |start, xc, oc| {
+                apply::run(isa, &bits[start / 64..], xc, oc, scale)
+            });
             return Ok(());
         }
         let (keep, kept) = self.keep_mask();
@@ -184,6 +150,234 @@ impl DropBlock {
             }
         });
         Ok(())
+    }
+
+    /// The dropped units of a call on maps at most 64 wide and high, as one flat bit
+    /// mask (bit `i % 64` of word `i / 64` is set iff unit `i` is dropped), and how
+    /// many there are. Same mask as [`Self::keep_mask`], by shifts and ORs.
+    fn dropped_bits(&self, isa: Isa) -> (Vec<u64>, usize) {
+        debug_assert!(self.width <= 64 && self.height <= 64);
+        let plane = self.height * self.width;
+        let n = self.planes * plane;
+        let mut bits = vec![0u64; n.div_ceil(64)];
+        if n == 0 {
+            return (bits, 0);
+        }
+        // Tasks of whole planes, about `parallel::CHUNK` units, each starting on a word
+        // boundary of the mask so that no two tasks write the same word.
+        let align = 64 / gcd(plane, 64);
+        let planes_per_task = (parallel::CHUNK / plane).max(1).next_multiple_of(align);
+        let words_per_task = planes_per_task * plane / 64;
+        let dropped = AtomicUsize::new(0);
+        let task = |k: usize, dst: &mut [u64]| {
+            let first = k * planes_per_task;
+            let planes = planes_per_task.min(self.planes - first);
+            dropped.fetch_add(masks::run(isa, self, first, planes, dst), Ordering::Relaxed);
+        };
+        if parallel::worth_parallel(n) && self.planes > planes_per_task {
+            use rayon::prelude::*;
+            parallel::install(|| bits.par_chunks_mut(words_per_task).enumerate().for_each(|(k, d)| task(k, d)));
+        } else {
+            bits.chunks_mut(words_per_task).enumerate().for_each(|(k, d)| task(k, d));
+        }
+        (bits, dropped.into_inner())
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// `c | c << 1 | ... | c << (bs - 1)` (a row of centre bits dilated to blocks), by doubling.
+#[inline(always)]
+fn dilate(c: u64, bs: usize) -> u64 {
+    let (mut a, mut len) = (c, 1);
+    while 2 * len <= bs {
+        a |= a << len;
+        len *= 2;
+    }
+    if len < bs {
+        a |= a << (bs - len); // bs - len < len: the two ranges overlap
+    }
+    a
+}
+
+/// OR the `w` low bits of `row` into the flat mask `dst` at bit `at`.
+#[inline(always)]
+fn put_row(dst: &mut [u64], at: usize, w: usize, row: u64) {
+    let (q, s) = (at / 64, at % 64);
+    dst[q] |= row << s;
+    if s + w > 64 {
+        dst[q + 1] |= row >> (64 - s);
+    }
+}
+
+/// The instruction-set levels the kernels below are compiled for (a const parameter).
+const SCALAR: u8 = 0;
+#[cfg(target_arch = "x86_64")]
+const AVX2: u8 = 1;
+
+mod masks {
+    //! Pass 1: the dropped bits of a run of planes.
+
+    use super::*;
+
+    /// Bit `c` set iff `words[c] < t` (a row of at most 64 words).
+    #[inline(always)]
+    fn row_centres<const LEVEL: u8>(words: &[u32], t: u32) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if LEVEL == AVX2 {
+            // SAFETY: LEVEL == AVX2 only inside `dropped_in_avx2`, which `run` calls only
+            // with an `Isa` whose level includes AVX2 (detected by `Isa::new`).
+            return unsafe { avx2::row_centres(words, t) };
+        }
+        words.iter().enumerate().fold(0, |b, (c, &wd)| b | ((wd < t) as u64) << c)
+    }
+
+    /// Dropped bits of planes `first .. first + planes` into `dst` (zeroed; bit 0 is
+    /// the first plane's first unit); returns how many are set.
+    #[inline(always)]
+    fn dropped_in<const LEVEL: u8>(isa: Isa, db: &DropBlock, first: usize, planes: usize, dst: &mut [u64]) -> usize {
+        let (h, w, bs) = (db.height, db.width, db.block);
+        let plane = h * w;
+        let half = bs / 2;
+        // Only rows half ..= h + half - bs can hold valid centres: draw just those words.
+        let (r0, r1) = (half, h + half - bs);
+        let mut buf = [0u32; 64 * 64];
+        let words = &mut buf[..(r1 - r0 + 1) * w];
+        // Valid centre columns half ..= w + half - bs.
+        let valid = (u64::MAX >> (64 - (w + 1 - bs))) << half;
+        let all = db.centre_threshold >= 1 << 32;
+        let t = db.centre_threshold as u32;
+        // Centre row r dilated across its block's columns, at `across[PAD + r]`; the
+        // rows that hold no valid centre, and the padding, stay zero.
+        const PAD: usize = 64;
+        let mut across = [0u64; PAD + 64 + 64];
+        let mut down = [0u64; PAD + 64 + 64];
+        for k in 0..planes {
+            let at = ((first + k) * plane + r0 * w) as u64;
+            rng::fill_words_with(isa, db.seed, db.offset.wrapping_add(at), words);
+            for (a, wr) in across[PAD + r0..=PAD + r1].iter_mut().zip(words.chunks_exact(w)) {
+                let centres = if all { valid } else { row_centres::<LEVEL>(wr, t) & valid };
+                // Centre c covers columns c - half .. c - half + bs.
+                *a = dilate(centres >> half, bs);
+            }
+            // Row r is hit by centre rows r + half + 1 - bs ..= r + half: `down[i]` is
+            // the OR of `across[i .. i + bs]` (by doubling), and row r reads
+            // `down[PAD + r + half + 1 - bs]`.
+            let (lo, hi) = (PAD + half + 1 - bs, PAD + h + half + 1 - bs);
+            down[lo..hi + bs].copy_from_slice(&across[lo..hi + bs]);
+            let mut len = 1;
+            while 2 * len <= bs {
+                for i in lo..hi + bs - len {
+                    down[i] |= down[i + len];
+                }
+                len *= 2;
+            }
+            if len < bs {
+                for i in lo..hi {
+                    down[i] |= down[i + bs - len];
+                }
+            }
+            for (r, &row) in down[lo..hi].iter().enumerate() {
+                put_row(dst, k * plane + r * w, w, row);
+            }
+        }
+        dst.iter().map(|b| b.count_ones() as usize).sum()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn dropped_in_avx2(isa: Isa, db: &DropBlock, first: usize, n: usize, dst: &mut [u64]) -> usize {
+        dropped_in::<AVX2>(isa, db, first, n, dst)
+    }
+
+    pub(super) fn run(isa: Isa, db: &DropBlock, first: usize, n: usize, dst: &mut [u64]) -> usize {
+        match isa.level() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an `Isa` of level Avx2 or Avx512 exists only when AVX2 and FMA were
+            // detected on this CPU (`rng::Isa::new`): every feature `dropped_in_avx2` enables.
+            Level::Avx2 | Level::Avx512 => unsafe { dropped_in_avx2(isa, db, first, n, dst) },
+            _ => dropped_in::<SCALAR>(isa, db, first, n, dst),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod avx2 {
+        use std::arch::x86_64::*;
+
+        /// Bit `c` set iff `words[c] < t`: eight unsigned compares (as signed, both
+        /// sides offset by 2^31) and one `movemask` per eight words.
+        #[target_feature(enable = "avx2")]
+        pub(super) fn row_centres(words: &[u32], t: u32) -> u64 {
+            let bias = _mm256_set1_epi32(i32::MIN);
+            let tb = _mm256_set1_epi32((t ^ 0x8000_0000) as i32);
+            let mut bits = 0u64;
+            let mut groups = words.chunks_exact(8);
+            for (g, c) in (&mut groups).enumerate() {
+                // SAFETY: `c` is 8 u32 = 32 readable bytes; the load is unaligned.
+                let v = unsafe { _mm256_loadu_si256(c.as_ptr() as *const __m256i) };
+                let lt = _mm256_cmpgt_epi32(tb, _mm256_xor_si256(v, bias));
+                bits |= (_mm256_movemask_ps(_mm256_castsi256_ps(lt)) as u32 as u64) << (8 * g);
+            }
+            let base = words.len() / 8 * 8;
+            for (c, &wd) in groups.remainder().iter().enumerate() {
+                bits |= ((wd < t) as u64) << (base + c);
+            }
+            bits
+        }
+    }
+}
+
+mod apply {
+    //! Pass 2: `out = x * scale` where the mask bit is clear, exactly `0` where set.
+
+    use super::*;
+
+    /// One chunk that starts on a mask word (`bits[0]` covers `x[0..64]`).
+    #[inline(always)]
+    fn chunk<T: Real>(bits: &[u64], x: &[T], out: &mut [T], scale: T) {
+        let mut xs = x.chunks_exact(64);
+        let mut os = out.chunks_exact_mut(64);
+        for ((xg, og), &b) in (&mut xs).zip(&mut os).zip(bits) {
+            let (xg, og): (&[T; 64], &mut [T; 64]) = (xg.try_into().expect("64 units"), og.try_into().expect("64 units"));
+            group(b, xg, og, scale);
+        }
+        let (xr, or) = (xs.remainder(), os.into_remainder());
+        if let Some(&b) = bits.get(x.len() / 64) {
+            for (i, (o, &v)) in or.iter_mut().zip(xr).enumerate() {
+                *o = if (b >> i) & 1 == 0 { v * scale } else { T::zero() };
+            }
+        }
+    }
+
+    /// 64 units, branch-free. Written over 32-bit halves of the mask with constant
+    /// bit tests so that it vectorises as AND, compare and blend per vector of units.
+    #[inline(always)]
+    fn group<T: Real>(b: u64, x: &[T; 64], o: &mut [T; 64], scale: T) {
+        for h in 0..2 {
+            let bits = (b >> (32 * h)) as u32;
+            for i in 0..32 {
+                let v = x[32 * h + i] * scale;
+                o[32 * h + i] = if bits & (1 << i) == 0 { v } else { T::zero() };
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn chunk_avx2<T: Real>(bits: &[u64], x: &[T], out: &mut [T], scale: T) {
+        chunk(bits, x, out, scale)
+    }
+
+    pub(super) fn run<T: Real>(isa: Isa, bits: &[u64], x: &[T], out: &mut [T], scale: T) {
+        match isa.level() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an `Isa` of level Avx2 or Avx512 exists only when AVX2 and FMA were
+            // detected on this CPU (`rng::Isa::new`): every feature `chunk_avx2` enables.
+            Level::Avx2 | Level::Avx512 => unsafe { chunk_avx2(bits, x, out, scale) },
+            _ => chunk(bits, x, out, scale),
+        }
     }
 }
 
@@ -256,26 +450,82 @@ mod tests {
         assert!((out.iter().sum::<f32>() - 200.0).abs() < 1e-3);
     }
 
+    /// `apply` by the window-sum definition: `keep_mask`, then the scale.
+    fn by_window_sums<T: Real>(db: &DropBlock, x: &[T]) -> Vec<T> {
+        let (keep, kept) = db.keep_mask();
+        let scale = if kept == 0 { T::zero() } else { T::of(x.len() as f64 / kept as f64) };
+        x.iter().zip(&keep).map(|(&v, &k)| if k != 0 { v * scale } else { T::zero() }).collect()
+    }
+
+    fn bit_path_case<T: Real>(planes: usize, h: usize, w: usize, bs: usize, p: f64) {
+        let db = DropBlock::new(planes, h, w, bs, p, 17, (1 << 33) + 5).unwrap();
+        let x: Vec<T> = (0..planes * h * w).map(|i| T::of((i % 13) as f64 - 6.0)).collect();
+        let want = by_window_sums(&db, &x);
+        for isa in rng::available_isas() {
+            let mut out = vec![T::of(9.0); x.len()];
+            db.apply_with(isa, &x, &mut out).unwrap();
+            assert_eq!(out, want, "{isa:?} planes={planes} {h}x{w} block {bs} p={p}");
+        }
+    }
+
     #[test]
     fn bit_mask_path_equals_the_window_sum_path() {
-        // Maps up to 64 wide take the bit-mask path in `apply`; `keep_mask` is the
-        // window-sum definition. Odd and even blocks, full-size blocks, 1-wide maps.
-        for &(planes, h, w, bs, p) in &[
-            (3usize, 12usize, 9usize, 3usize, 0.2),
-            (5, 13, 11, 4, 0.3),
-            (2, 64, 64, 7, 0.1),
-            (4, 7, 7, 7, 0.5),
-            (3, 5, 1, 1, 0.4),
-            (parallel::SERIAL_BELOW / 1024 + 9, 32, 32, 5, 0.1),
-        ] {
-            let db = DropBlock::new(planes, h, w, bs, p, 17, 1 << 33).unwrap();
-            let x: Vec<f64> = (0..planes * h * w).map(|i| (i % 13) as f64 - 6.0).collect();
-            let (keep, kept) = db.keep_mask();
-            let scale = if kept == 0 { 0.0 } else { x.len() as f64 / kept as f64 };
-            let want: Vec<f64> = x.iter().zip(&keep).map(|(&v, &k)| if k != 0 { v * scale } else { 0.0 }).collect();
-            let mut out = vec![9.0; x.len()];
-            db.apply(&x, &mut out).unwrap();
-            assert_eq!(out, want, "planes={planes} {h}x{w} block {bs}");
+        // Maps up to 64 wide and high take the bit-mask path in `apply` (65 takes the
+        // window sums); `keep_mask` is the window-sum definition. Widths around the
+        // 8-word compares and the 64-bit rows, every block size up to 7, full-size
+        // blocks, plane sizes that do not divide 64 (rows straddle mask words), and
+        // p = 1 where gamma saturates (every valid position a centre).
+        for &(h, w) in &[(1, 1), (5, 1), (1, 7), (12, 9), (7, 9), (13, 11), (9, 63), (3, 64), (64, 64), (65, 5), (6, 65), (32, 32)] {
+            for bs in 1..=7.min(h).min(w) {
+                for &p in &[0.1, 0.45, 1.0] {
+                    bit_path_case::<f32>(3, h, w, bs, p);
+                    bit_path_case::<f64>(2, h, w, bs, p);
+                }
+            }
+        }
+        bit_path_case::<f32>(2, 64, 64, 64, 0.5);
+        bit_path_case::<f64>(3, 40, 63, 33, 0.9);
+    }
+
+    #[test]
+    fn bit_mask_path_does_not_depend_on_thread_count() {
+        // Enough units to go parallel; plane sizes 63 (tasks must round to 64 planes to
+        // start on a mask word), 1024 and 143, the last task short.
+        for &(h, w, bs) in &[(7usize, 9usize, 3usize), (32, 32, 5), (13, 11, 4)] {
+            let planes = parallel::SERIAL_BELOW / (h * w) * 3 + 37;
+            let db = DropBlock::new(planes, h, w, bs, 0.2, 3, 11).unwrap();
+            let x: Vec<f32> = (0..planes * h * w).map(|i| (i % 7) as f32 + 0.5).collect();
+            parallel::set_num_threads(1).unwrap();
+            let want = by_window_sums(&db, &x);
+            for threads in [1, 2, 7] {
+                parallel::set_num_threads(threads).unwrap();
+                for isa in rng::available_isas() {
+                    let mut out = vec![0f32; x.len()];
+                    db.apply_with(isa, &x, &mut out).unwrap();
+                    assert!(out == want, "{isa:?} threads={threads} {h}x{w} block {bs}");
+                }
+            }
+        }
+        parallel::set_num_threads(2).unwrap();
+    }
+
+    #[test]
+    fn dropped_inf_and_nan_leave_exact_zeros() {
+        let db = DropBlock::new(4, 16, 16, 3, 0.5, 2, 0).unwrap();
+        let (keep, kept) = db.keep_mask();
+        assert!(keep.contains(&0) && keep.contains(&1));
+        let scale = keep.len() as f64 / kept as f64;
+        let x: Vec<f64> = (0..keep.len()).map(|i| [f64::INFINITY, f64::NAN, -f64::INFINITY, 1.0][i % 4]).collect();
+        for isa in rng::available_isas() {
+            let mut out = vec![7.0; x.len()];
+            db.apply_with(isa, &x, &mut out).unwrap();
+            for ((&o, &k), &v) in out.iter().zip(&keep).zip(&x) {
+                if k == 0 {
+                    assert_eq!(o.to_bits(), 0, "{isa:?}: a dropped unit is +0.0");
+                } else {
+                    assert!(o == v * scale || (o.is_nan() && v.is_nan()), "{isa:?}: kept {v} became {o}");
+                }
+            }
         }
     }
 
