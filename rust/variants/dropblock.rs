@@ -132,13 +132,8 @@ impl DropBlock {
         check_same_len("drop_block input and output lengths", x.len(), out.len())?;
         check_same_len("drop_block input length and N*C*H*W", x.len(), self.planes * self.height * self.width)?;
         if self.width <= 64 && self.height <= 64 {
-            let (bits, dropped) = self.dropped_bits(isa);
-            let kept = x.len() - dropped;
-            let scale = if kept == 0 { T::zero() } else { T::of(x.len() as f64 / kept as f64) };
-            // Chunks of whole 64-unit words of the mask.
-            parallel::zip_chunks_by(x, out, parallel::CHUNK, |start, xc, oc| {
-                apply::run(isa, &bits[start / 64..], xc, oc, scale)
-            });
+            let stream = std::mem::size_of_val(out) >= crate::dropout::stream_threshold();
+            self.apply_bits(isa, x, out, stream);
             return Ok(());
         }
         let (keep, kept) = self.keep_mask();
@@ -150,6 +145,18 @@ impl DropBlock {
             }
         });
         Ok(())
+    }
+
+    /// The bit-mask path (maps at most 64 wide and high); `stream`: write `out` with
+    /// non-temporal stores on the SIMD paths.
+    fn apply_bits<T: Real>(&self, isa: Isa, x: &[T], out: &mut [T], stream: bool) {
+        let (bits, dropped) = self.dropped_bits(isa);
+        let kept = x.len() - dropped;
+        let scale = if kept == 0 { T::zero() } else { T::of(x.len() as f64 / kept as f64) };
+        // Chunks of whole 64-unit words of the mask.
+        parallel::zip_chunks_by(x, out, parallel::CHUNK, |start, xc, oc| {
+            apply::run(isa, &bits[start / 64..], xc, oc, scale, stream)
+        });
     }
 
     /// The dropped units of a call on maps at most 64 wide and high, as one flat bit
@@ -331,23 +338,30 @@ mod masks {
 
 mod apply {
     //! Pass 2: `out = x * scale` where the mask bit is clear, exactly `0` where set.
+    //! Outputs too big to stay in cache are written with non-temporal stores (as
+    //! element dropout does, [`crate::dropout::stream_threshold`]): that skips the read
+    //! for ownership of every output line, a third of the memory traffic.
 
     use super::*;
 
-    /// One chunk that starts on a mask word (`bits[0]` covers `x[0..64]`).
+    /// The mask bits of units `at .. at + 64` (bits past the end of `bits` read 0).
     #[inline(always)]
-    fn chunk<T: Real>(bits: &[u64], x: &[T], out: &mut [T], scale: T) {
-        let mut xs = x.chunks_exact(64);
-        let mut os = out.chunks_exact_mut(64);
-        for ((xg, og), &b) in (&mut xs).zip(&mut os).zip(bits) {
-            let (xg, og): (&[T; 64], &mut [T; 64]) = (xg.try_into().expect("64 units"), og.try_into().expect("64 units"));
-            group(b, xg, og, scale);
+    fn bits_at(bits: &[u64], at: usize) -> u64 {
+        let (q, s) = (at / 64, at % 64);
+        let lo = bits.get(q).copied().unwrap_or(0) >> s;
+        if s == 0 {
+            lo
+        } else {
+            lo | bits.get(q + 1).copied().unwrap_or(0) << (64 - s)
         }
-        let (xr, or) = (xs.remainder(), os.into_remainder());
-        if let Some(&b) = bits.get(x.len() / 64) {
-            for (i, (o, &v)) in or.iter_mut().zip(xr).enumerate() {
-                *o = if (b >> i) & 1 == 0 { v * scale } else { T::zero() };
-            }
+    }
+
+    /// Units `at ..` one at a time (the ends of a chunk).
+    #[inline(always)]
+    fn units<T: Real>(bits: &[u64], at: usize, x: &[T], out: &mut [T], scale: T) {
+        for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+            let dropped = (bits[(at + i) / 64] >> ((at + i) % 64)) & 1 != 0;
+            *o = if dropped { T::zero() } else { v * scale };
         }
     }
 
@@ -364,19 +378,90 @@ mod apply {
         }
     }
 
+    /// One chunk; bit 0 of `bits` is unit `x[0]`. With `STREAM` the 64-unit groups
+    /// start on a 32-byte boundary of `out`, are built in registers and written with
+    /// non-temporal stores.
+    #[inline(always)]
+    fn chunk<T: Real, const STREAM: bool>(bits: &[u64], x: &[T], out: &mut [T], scale: T) {
+        let head = if STREAM { out.as_ptr().align_offset(32).min(out.len()) } else { 0 };
+        units(bits, 0, &x[..head], &mut out[..head], scale);
+        let body = (out.len() - head) / 64 * 64;
+        for at in (head..head + body).step_by(64) {
+            let b = bits_at(bits, at);
+            let xg: &[T; 64] = x[at..at + 64].try_into().expect("64 units");
+            let og: &mut [T; 64] = (&mut out[at..at + 64]).try_into().expect("64 units");
+            if STREAM {
+                let mut staged = [T::zero(); 64];
+                group(b, xg, &mut staged, scale);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: STREAM is true only inside `chunk_stream_avx2`, which `run`
+                // calls only with an `Isa` whose level includes AVX2; `og` starts at
+                // `out[head + 64k]`, 32-byte aligned since `out[head]` is and 64 units
+                // are a multiple of 32 bytes.
+                unsafe {
+                    stream::store(og, &staged)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                og.copy_from_slice(&staged);
+            } else {
+                group(b, xg, og, scale);
+            }
+        }
+        units(bits, head + body, &x[head + body..], &mut out[head + body..], scale);
+        #[cfg(target_arch = "x86_64")]
+        if STREAM {
+            // SAFETY: SSE is part of the x86-64 baseline. Streaming stores are weakly
+            // ordered: the fence orders them before the chunk counts as done.
+            unsafe { std::arch::x86_64::_mm_sfence() };
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod stream {
+        use std::arch::x86_64::*;
+
+        /// `dst = src` by `_mm256_stream_si256`; `dst` must be 32-byte aligned.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        pub(super) unsafe fn store<T: Copy>(dst: &mut [T; 64], src: &[T; 64]) {
+            debug_assert_eq!(dst.as_ptr().align_offset(32), 0);
+            let (d, s) = (dst.as_mut_ptr() as *mut u8, src.as_ptr() as *const u8);
+            for k in 0..std::mem::size_of::<[T; 64]>() / 32 {
+                // SAFETY: bytes 32k .. 32k + 32 lie inside both arrays (T is f32 or f64,
+                // so 64 of them are a multiple of 32 bytes); `d + 32k` is 32-byte aligned
+                // (the caller's promise), as the streaming store requires; the source
+                // load is unaligned; `&mut` and `&` do not overlap.
+                unsafe { _mm256_stream_si256(d.add(32 * k) as *mut __m256i, _mm256_loadu_si256(s.add(32 * k) as *const __m256i)) };
+            }
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn chunk_avx2<T: Real>(bits: &[u64], x: &[T], out: &mut [T], scale: T) {
-        chunk(bits, x, out, scale)
+        chunk::<T, false>(bits, x, out, scale)
     }
 
-    pub(super) fn run<T: Real>(isa: Isa, bits: &[u64], x: &[T], out: &mut [T], scale: T) {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn chunk_stream_avx2<T: Real>(bits: &[u64], x: &[T], out: &mut [T], scale: T) {
+        chunk::<T, true>(bits, x, out, scale)
+    }
+
+    /// One chunk of pass 2 on `isa`; `stream` asks for non-temporal stores (SIMD only).
+    pub(super) fn run<T: Real>(isa: Isa, bits: &[u64], x: &[T], out: &mut [T], scale: T, stream: bool) {
         match isa.level() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: an `Isa` of level Avx2 or Avx512 exists only when AVX2 and FMA were
-            // detected on this CPU (`rng::Isa::new`): every feature `chunk_avx2` enables.
-            Level::Avx2 | Level::Avx512 => unsafe { chunk_avx2(bits, x, out, scale) },
-            _ => chunk(bits, x, out, scale),
+            // detected on this CPU (`rng::Isa::new`): every feature these functions enable.
+            Level::Avx2 | Level::Avx512 => unsafe {
+                if stream {
+                    chunk_stream_avx2(bits, x, out, scale)
+                } else {
+                    chunk_avx2(bits, x, out, scale)
+                }
+            },
+            _ => chunk::<T, false>(bits, x, out, scale),
         }
     }
 }
@@ -507,6 +592,30 @@ mod tests {
             }
         }
         parallel::set_num_threads(2).unwrap();
+    }
+
+    #[test]
+    fn streamed_output_is_the_same_at_every_alignment() {
+        // Non-temporal stores need 32-byte-aligned groups: outputs that start 0..7
+        // units past a boundary take a different head, body and tail each time.
+        let planes = parallel::SERIAL_BELOW / 143 + 5;
+        for &(h, w, bs) in &[(13usize, 11usize, 4usize), (32, 32, 5)] {
+            let db = DropBlock::new(planes, h, w, bs, 0.2, 21, 6).unwrap();
+            let n = planes * h * w;
+            let x32: Vec<f32> = (0..n).map(|i| (i % 11) as f32 - 5.0).collect();
+            let x64: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+            let (want32, want64) = (by_window_sums(&db, &x32), by_window_sums(&db, &x64));
+            for isa in rng::available_isas() {
+                for shift in 0..8 {
+                    let mut buf = vec![1f32; n + 8];
+                    db.apply_bits(isa, &x32, &mut buf[shift..shift + n], true);
+                    assert!(buf[shift..shift + n] == want32[..], "{isa:?} f32 shift {shift} {h}x{w}");
+                    let mut buf = vec![1f64; n + 8];
+                    db.apply_bits(isa, &x64, &mut buf[shift..shift + n], true);
+                    assert!(buf[shift..shift + n] == want64[..], "{isa:?} f64 shift {shift} {h}x{w}");
+                }
+            }
+        }
     }
 
     #[test]
