@@ -51,6 +51,7 @@ def run(quick: bool = False) -> list[str]:
         "GaussianDropout": lambda: F.gaussian_dropout(x, 0.5, generator=g),
         "GaussianNoise": lambda: F.gaussian_noise(x, 0.1, generator=g),
         "DropBlock2d (block 5)": lambda: F.drop_block2d(x, 0.1, 5, generator=g),
+        "DropBlock2d (block 5), out=": lambda: F.drop_block2d(x, 0.1, 5, generator=g, out=dst),
         "DropPath": lambda: F.drop_path(x, 0.5, training=True, generator=g),
     }
     t = {k: timeit(fn, min_time, repeat) for k, fn in contenders.items()}
