@@ -226,6 +226,13 @@ pub fn stream_threshold() -> usize {
     v
 }
 
+/// Set the [`stream_threshold`] in bytes (0: back to the cache-size rule). For
+/// benchmarks that compare plain and streamed stores; results never depend on it.
+#[doc(hidden)]
+pub fn set_stream_threshold(bytes: usize) {
+    STREAM_BYTES.store(bytes, Ordering::Relaxed);
+}
+
 /// The smallest output that is streamed (the old fixed threshold; Zen 1's L3 per CCX is 8 MB).
 pub const STREAM_MIN_BYTES: usize = 8 << 20;
 
