@@ -310,7 +310,7 @@ pub fn fill_words_scalar(seed: u64, offset: u64, out: &mut [u32]) {
 /// [`BLOCK`] words of blocks `b .. b + BLOCK/4`; a stream that does not start on a
 /// block boundary takes one extra scalar block per step.
 #[inline(always)]
-fn fill_words_stepped(seed: u64, offset: u64, out: &mut [u32], step: impl Fn(u64, &mut [u32; BLOCK])) {
+fn fill_words_stepped(seed: u64, offset: u64, out: &mut [u32], mut step: impl FnMut(u64, &mut [u32; BLOCK])) {
     let skip = (offset % 4) as usize;
     let mut b = offset / 4;
     let mut buf = [0u32; BLOCK + 4];
@@ -357,94 +357,163 @@ pub(crate) mod avx2 {
     //! on for `c1..c3`. `_mm256_mul_epu32` reads exactly the even lanes and leaves the
     //! full 64-bit product in place: its low half is already where the next round
     //! wants it, and one `vpshufd` brings the high half down. A round is then 2
-    //! multiplies, 2 shuffles and 4 XORs per four blocks and needs no shifts or blends
-    //! (the previous packed layout needed 6 shifts and 4 blends per eight blocks).
+    //! multiplies, 2 shuffles and 4 XORs per four blocks and needs no shifts or blends.
     //! That matters most on cores that split 256-bit operations into two 128-bit
-    //! halves and run vector shifts on one pipe (AMD Zen 1/2). Two independent groups
+    //! halves and run `vpmuludq` on one pipe only (AMD Zen 1/2). Two independent groups
     //! (eight blocks, eight state registers) are interleaved to hide the multiply
-    //! latency; four groups measured 8% slower on an Intel Xeon (sixteen state
-    //! registers spill), eight 30% slower.
+    //! latency; three groups make the state registers spill.
+    //!
+    //! Two more savings, both exact:
+    //! - The first two rounds are mostly constant. A block's counter is `(lo, hi, 0, 0)`
+    //!   and every block of a step shares `hi` (unless `lo` wraps inside the step: then
+    //!   the plain ten rounds run). With `c2 = 0` round 0 has no second product and
+    //!   leaves `c0 = hi ^ k0`, the same for every block, so round 1's first product is
+    //!   a per-`hi` constant too ([`Keys`] caches it). Rounds 0-2 cost 4 multiplies,
+    //!   4 shuffles and 6 XORs per group instead of 6, 6 and 12.
+    //! - A group's 64-bit lanes hold its blocks in the order 0, 2, 1, 3, so the in-lane
+    //!   transpose (shuffle, blend, 64-bit unpack) already yields two rows of eight
+    //!   words in stream order, `[block 0 | block 1]` and `[block 2 | block 3]`: no
+    //!   cross-lane `vperm2i128` (8 micro-ops on Zen 1). A row is 16 half-words, i.e.
+    //!   the keys of 16 consecutive elements, which the fused dropout kernel compares
+    //!   straight from the register.
 
     use super::*;
     use std::arch::x86_64::*;
 
-    /// Independent groups of four blocks per half step.
+    /// Independent groups of four blocks per step.
     const GROUPS: usize = 2;
-    /// Blocks per half step.
-    const HALF: usize = 4 * GROUPS;
+    /// Philox blocks per step.
+    pub const STEP_BLOCKS: usize = 4 * GROUPS;
+    /// Rows of eight words (sixteen half-words) per step.
+    pub const ROWS: usize = 2 * GROUPS;
     /// `vpshufd` selector moving each 64-bit lane's high 32 bits into its low half.
     const HIGH_DOWN: i32 = 0b11_11_01_01;
     /// `vpshufd` selector copying each 64-bit lane's low 32 bits into its high half.
     const LOW_UP: i32 = 0b10_10_00_00;
 
-    /// The [`BLOCK`] words of blocks `first_block ..` in stream order.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub fn step(seed: u64, first_block: u64, out: &mut [u32; BLOCK]) {
-        for (h, dst) in out.chunks_exact_mut(4 * HALF).enumerate() {
-            half_step(seed, first_block.wrapping_add((h * HALF) as u64), dst.try_into().expect("4 * HALF words"));
+    /// The broadcast round keys of one seed, and the per-`hi` constants of rounds 1-2.
+    #[derive(Clone, Copy)]
+    pub struct Keys {
+        k0: [__m256i; 10],
+        k1: [__m256i; 10],
+        seed: u64,
+        /// The counter high word the two constants below belong to.
+        hi: u32,
+        /// `hi(M0 * (hi ^ k0)) ^ k1` of round 1: XORed into `c2` there.
+        c12: __m256i,
+        /// `lo(M0 * (hi ^ k0)) ^ k1` of round 2: round 2's `c3 ^ k1`.
+        x3: __m256i,
+    }
+
+    impl Keys {
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        pub fn new(seed: u64) -> Self {
+            let zero = _mm256_setzero_si256();
+            let (mut k0, mut k1) = (seed as u32, (seed >> 32) as u32);
+            let (mut v0, mut v1) = ([zero; 10], [zero; 10]);
+            for r in 0..10 {
+                if r > 0 {
+                    k0 = k0.wrapping_add(PHILOX_W0);
+                    k1 = k1.wrapping_add(PHILOX_W1);
+                }
+                v0[r] = _mm256_set1_epi32(k0 as i32);
+                v1[r] = _mm256_set1_epi32(k1 as i32);
+            }
+            let mut keys = Self { k0: v0, k1: v1, seed, hi: 0, c12: zero, x3: zero };
+            keys.set_hi(0);
+            keys
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn set_hi(&mut self, hi: u32) {
+            let (k0, k1) = (self.seed as u32, (self.seed >> 32) as u32);
+            let (ha, la) = mulhilo(PHILOX_M0, hi ^ k0); // round 1's product of c0 = hi ^ k0
+            self.c12 = _mm256_set1_epi32((ha ^ k1.wrapping_add(PHILOX_W1)) as i32);
+            self.x3 = _mm256_set1_epi32((la ^ k1.wrapping_add(PHILOX_W1.wrapping_mul(2))) as i32);
+            self.hi = hi;
+        }
+
+        /// Words `8q .. 8q + 8` of blocks `first_block .. first_block + STEP_BLOCKS` as
+        /// row `q`, in stream order (16-bit lane `i` of row `q` is half-word `16q + i`).
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        pub fn rows(&mut self, first_block: u64) -> [__m256i; ROWS] {
+            let zero = _mm256_setzero_si256();
+            let (mut c0, mut c1, mut c2, mut c3) = ([zero; GROUPS], [zero; GROUPS], [zero; GROUPS], [zero; GROUPS]);
+            let m0 = _mm256_set1_epi32(PHILOX_M0 as i32);
+            let m1 = _mm256_set1_epi32(PHILOX_M1 as i32);
+            let first_round;
+            if (first_block as u32) > u32::MAX - (STEP_BLOCKS as u32 - 1) {
+                // The low counter word wraps inside this step: blocks differ in `hi`,
+                // so run all ten rounds from the counters.
+                for g in 0..GROUPS {
+                    let b = |k: usize| first_block.wrapping_add((4 * g + k) as u64);
+                    let (lo, hi) = ([b(0), b(2), b(1), b(3)].map(|v| v as u32 as i64), [b(0), b(2), b(1), b(3)].map(|v| (v >> 32) as i64));
+                    c0[g] = _mm256_setr_epi64x(lo[0], lo[1], lo[2], lo[3]);
+                    c1[g] = _mm256_setr_epi64x(hi[0], hi[1], hi[2], hi[3]);
+                }
+                first_round = 0;
+            } else {
+                let hi = (first_block >> 32) as u32;
+                if hi != self.hi {
+                    self.set_hi(hi);
+                }
+                let lo = _mm256_add_epi32(_mm256_set1_epi32(first_block as u32 as i32), _mm256_setr_epi32(0, 0, 2, 0, 1, 0, 3, 0));
+                for g in 0..GROUPS {
+                    // Round 0: c2 = 0, so only M0 * lo; c0 becomes hi ^ k0 for every block.
+                    let p0 = _mm256_mul_epu32(_mm256_add_epi32(lo, _mm256_set1_epi32(4 * g as i32)), m0);
+                    let c2r0 = _mm256_xor_si256(_mm256_shuffle_epi32::<HIGH_DOWN>(p0), self.k1[0]);
+                    // Round 1: c1 = 0; M0 * (hi ^ k0) is the constant folded into c12 and x3.
+                    let p1 = _mm256_mul_epu32(c2r0, m1);
+                    let c0r1 = _mm256_xor_si256(_mm256_shuffle_epi32::<HIGH_DOWN>(p1), self.k0[1]);
+                    let c2r1 = _mm256_xor_si256(p0, self.c12);
+                    // Round 2: c3 ^ k1 is the constant x3.
+                    let q0 = _mm256_mul_epu32(c0r1, m0);
+                    let q1 = _mm256_mul_epu32(c2r1, m1);
+                    c0[g] = _mm256_xor_si256(_mm256_shuffle_epi32::<HIGH_DOWN>(q1), _mm256_xor_si256(p1, self.k0[2]));
+                    c1[g] = q1;
+                    c2[g] = _mm256_xor_si256(_mm256_shuffle_epi32::<HIGH_DOWN>(q0), self.x3);
+                    c3[g] = q0;
+                }
+                first_round = 3;
+            }
+            for round in first_round..10 {
+                let (vk0, vk1) = (self.k0[round], self.k1[round]);
+                for g in 0..GROUPS {
+                    let p0 = _mm256_mul_epu32(c0[g], m0); // (lo, hi) of M0 * c0 per lane
+                    let p1 = _mm256_mul_epu32(c2[g], m1); // (lo, hi) of M1 * c2
+                    let x1 = _mm256_xor_si256(c1[g], vk0); // off the multiply's critical path
+                    let x3 = _mm256_xor_si256(c3[g], vk1);
+                    c0[g] = _mm256_xor_si256(_mm256_shuffle_epi32::<HIGH_DOWN>(p1), x1);
+                    c1[g] = p1;
+                    c2[g] = _mm256_xor_si256(_mm256_shuffle_epi32::<HIGH_DOWN>(p0), x3);
+                    c3[g] = p0;
+                }
+            }
+            let mut rows = [zero; ROWS];
+            for g in 0..GROUPS {
+                // Words 0/1 and 2/3 of each block side by side, then whole blocks; lanes
+                // hold blocks 0, 2, 1, 3, so the 64-bit unpacks give stream order.
+                let w01 = _mm256_blend_epi32::<0b1010_1010>(c0[g], _mm256_shuffle_epi32::<LOW_UP>(c1[g]));
+                let w23 = _mm256_blend_epi32::<0b1010_1010>(c2[g], _mm256_shuffle_epi32::<LOW_UP>(c3[g]));
+                rows[2 * g] = _mm256_unpacklo_epi64(w01, w23); // blocks 0 | 1 of the group
+                rows[2 * g + 1] = _mm256_unpackhi_epi64(w01, w23); // blocks 2 | 3
+            }
+            rows
         }
     }
 
-    /// The words of blocks `first_block .. first_block + HALF`.
+    /// The [`BLOCK`] words of blocks `first_block ..` in stream order.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn half_step(seed: u64, first_block: u64, out: &mut [u32; 4 * HALF]) {
-        let zero = _mm256_setzero_si256();
-        let mut c0 = [zero; GROUPS];
-        let mut c1 = [zero; GROUPS];
-        if wraps(first_block) {
-            let (lo, hi) = split_counters(first_block);
-            for g in 0..GROUPS {
-                // SAFETY: `lo`/`hi` hold BLOCKS_PER_STEP >= HALF u32; this reads 4 at
-                // offset 4g < HALF (a 16-byte unaligned load), zero-extended to 64-bit lanes.
-                unsafe {
-                    c0[g] = _mm256_cvtepu32_epi64(_mm_loadu_si128(lo.as_ptr().add(4 * g) as *const __m128i));
-                    c1[g] = _mm256_cvtepu32_epi64(_mm_loadu_si128(hi.as_ptr().add(4 * g) as *const __m128i));
-                }
-            }
-        } else {
-            // No carry into the high word inside this step: counters are lo + block.
-            let lo = _mm256_add_epi32(_mm256_set1_epi32(first_block as u32 as i32), _mm256_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0));
-            for g in 0..GROUPS {
-                c0[g] = _mm256_add_epi32(lo, _mm256_set1_epi32(4 * g as i32));
-                c1[g] = _mm256_set1_epi32((first_block >> 32) as u32 as i32);
-            }
-        }
-        let mut c2 = [zero; GROUPS];
-        let mut c3 = [zero; GROUPS];
-        let m0 = _mm256_set1_epi32(PHILOX_M0 as i32);
-        let m1 = _mm256_set1_epi32(PHILOX_M1 as i32);
-        let mut k0 = seed as u32;
-        let mut k1 = (seed >> 32) as u32;
-        for round in 0..10 {
-            if round > 0 {
-                k0 = k0.wrapping_add(PHILOX_W0);
-                k1 = k1.wrapping_add(PHILOX_W1);
-            }
-            let vk0 = _mm256_set1_epi32(k0 as i32);
-            let vk1 = _mm256_set1_epi32(k1 as i32);
-            for g in 0..GROUPS {
-                let p0 = _mm256_mul_epu32(c0[g], m0); // (lo, hi) of M0 * c0 per lane
-                let p1 = _mm256_mul_epu32(c2[g], m1); // (lo, hi) of M1 * c2
-                let x1 = _mm256_xor_si256(c1[g], vk0); // off the multiply's critical path
-                let x3 = _mm256_xor_si256(c3[g], vk1);
-                c0[g] = _mm256_xor_si256(_mm256_shuffle_epi32::<HIGH_DOWN>(p1), x1);
-                c1[g] = p1;
-                c2[g] = _mm256_xor_si256(_mm256_shuffle_epi32::<HIGH_DOWN>(p0), x3);
-                c3[g] = p0;
-            }
-        }
-        for g in 0..GROUPS {
-            // Words 0/1 and 2/3 of each block side by side, then whole blocks.
-            let w01 = _mm256_blend_epi32::<0b1010_1010>(c0[g], _mm256_shuffle_epi32::<LOW_UP>(c1[g])); // b0 | b2 .. (words 0, 1) b1 | b3
-            let w23 = _mm256_blend_epi32::<0b1010_1010>(c2[g], _mm256_shuffle_epi32::<LOW_UP>(c3[g]));
-            let b02 = _mm256_unpacklo_epi64(w01, w23); // b0 | b2
-            let b13 = _mm256_unpackhi_epi64(w01, w23); // b1 | b3
-            let rows = [_mm256_permute2x128_si256::<0x20>(b02, b13), _mm256_permute2x128_si256::<0x31>(b02, b13)];
+    fn step(keys: &mut Keys, first_block: u64, out: &mut [u32; BLOCK]) {
+        for (h, dst) in out.chunks_exact_mut(8 * ROWS).enumerate() {
+            let rows = keys.rows(first_block.wrapping_add((h * STEP_BLOCKS) as u64));
             for (q, v) in rows.iter().enumerate() {
-                // SAFETY: group g, row q writes words 16g + 8q .. + 8 <= 4 * HALF of `out`.
-                unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(16 * g + 8 * q) as *mut __m256i, *v) };
+                // SAFETY: row q covers words 8q .. 8q + 8 <= 8 * ROWS of `dst`.
+                unsafe { _mm256_storeu_si256(dst.as_mut_ptr().add(8 * q) as *mut __m256i, *v) };
             }
         }
     }
@@ -452,7 +521,8 @@ pub(crate) mod avx2 {
     /// AVX2 [`super::fill_words`].
     #[target_feature(enable = "avx2")]
     pub fn fill_words(seed: u64, offset: u64, out: &mut [u32]) {
-        fill_words_stepped(seed, offset, out, |b, dst| step(seed, b, dst));
+        let mut keys = Keys::new(seed);
+        fill_words_stepped(seed, offset, out, |b, dst| step(&mut keys, b, dst));
     }
 }
 
