@@ -2,7 +2,8 @@
 
 Kernels take C-contiguous, aligned, native-endian float32/float64 arrays (the Python
 layer makes them so; anything else is a ``ValueError``/``TypeError``, never a misread),
-release the GIL while they run, and read the Philox words ``offset ..`` of ``seed``.
+release the GIL while they run (arrays of 8192 elements and more: below that the
+release costs more than it frees), and read the Philox words ``offset ..`` of ``seed``.
 New arrays are zero-filled NumPy allocations (``MemoryError`` when too large); an
 ``out`` must share no byte with the input (an exact address-range test).
 Element masks (``dropout``, ``bernoulli_map`` with ``inner=None``) follow contract v2
@@ -18,6 +19,21 @@ import numpy.typing as npt
 _F = TypeVar("_F", np.float32, np.float64)
 
 __version__: str
+
+class WordStream:
+    """Where a ``dropcore.Generator`` is in its seed's word stream, behind a mutex (the
+    Python ``Generator`` subclasses it and checks the arguments)."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> "WordStream": ...
+    def _get_state(self) -> tuple[int, int]:
+        """``(seed, offset)``, read atomically."""
+    def _set_state(self, seed: int, offset: int) -> None:
+        """Move to word ``offset`` (``0 ..= 2**64``) of ``seed``'s stream."""
+    def _take(self, n: int) -> tuple[int, int]:
+        """Reserve ``n`` words: ``(seed, first word)``; ``OverflowError`` (nothing taken)
+        if fewer are left."""
+    def _untake(self, seed: int, start: int, n: int) -> None:
+        """Give back words ``start .. start + n`` if nothing was taken since."""
 
 def philox4x32_10(counter: list[int], key: list[int]) -> list[int]:
     """One Philox4x32-10 block: 4 counter words under a 2-word key."""
@@ -41,6 +57,23 @@ def dropout(
 
     Returns a new array, ``x`` itself when ``inplace``, or ``out`` when given.
     """
+
+def dropout_call(
+    x: object,
+    p: object,
+    generator: object,
+    inverted: object,
+    inplace: object,
+    out: object,
+    position: bool = False,
+) -> object:
+    """The common element-dropout call in one crossing: ``p`` a float in (0, 1],
+    ``inverted``/``inplace`` bools, ``x`` a non-empty C-contiguous aligned native
+    float32/float64 array, ``out`` None, ``x``, or a writeable C-contiguous aligned array
+    of ``x``'s dtype and shape sharing no byte with it, ``generator`` a ``Generator``.
+    Checks and borrows everything, then takes ``ceil(n / 2)`` words and runs the kernel
+    (words given back if it fails). Returns the result (``(result, seed, offset)`` with
+    ``position``), or ``None``, having drawn and written nothing, for any other call."""
 
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _core
+from . import random as _random
 from .random import Generator, _resolve
 
 __all__ = ["dropout"]
@@ -163,14 +164,16 @@ def _check_out(out: Any, x: np.ndarray) -> None:
 
 
 _TENSOR: Any = None
+_TENSOR_TYPE: Any = None  # dropcore.Tensor once the module is imported (the fast path's test)
 
 
 def _tensor_module():
     """``dropcore.tensor``, imported on first use (it imports this module)."""
-    global _TENSOR
+    global _TENSOR, _TENSOR_TYPE
     if _TENSOR is None:
         # (``from . import tensor`` would give the package's ``tensor()`` factory.)
         _TENSOR = importlib.import_module(".tensor", __package__)
+        _TENSOR_TYPE = _TENSOR.Tensor
     return _TENSOR
 
 
@@ -361,6 +364,21 @@ def dropout(
         >>> sorted(set(y.tolist())) in ([0.0, 2.0], [0.0], [2.0])
         True
     """
+    # The common call in one crossing (issue 11): an exact ndarray or Tensor, the
+    # default or a plain Generator, training. ``_core.dropout_call`` checks the rest
+    # (p a float in (0, 1], bools, dtype, layout, ``out``) before it draws a word, and
+    # returns None for anything else: the general path below then decides, with the
+    # same result or the documented error.
+    if training is True and (generator is None or type(generator) is Generator):
+        gen = _random.default_generator if generator is None else generator
+        if type(input) is np.ndarray:
+            y = _core.dropout_call(input, p, gen, inverted, inplace, out)
+            if y is not None:
+                return y
+        elif inplace is False and out is None and type(input) is (_TENSOR_TYPE or _tensor_module().Tensor):
+            r = _core.dropout_call(input._data, p, gen, inverted, False, None, True)
+            if r is not None:
+                return _dropout_node(input, r, p, inverted)
     p = _check_p(p)
     call = _Call(input, inplace, out)
     if not training or p == 0.0:
@@ -375,6 +393,17 @@ def dropout(
     # (the in-place closure is built only when it can be used: each costs a little)
     return call.run(generator, _element_words(call.x.size), kernel, kernel, "NativeDropoutBackward0",
                     in_place if call.inplace else None)
+
+
+def _dropout_node(t, result: tuple[np.ndarray, int, int], p: float, inverted: bool):
+    """The Tensor that ``dropout`` returns for ``t`` from ``(y, seed, offset)``: what
+    ``_Call.run`` records, built without its closures (backward recomputes the mask)."""
+    y, seed, offset = result
+
+    def backward(g):
+        return (_core.dropout(_behaved(g), p, seed, offset, inverted, False, None) if g.size else g,)
+
+    return _TENSOR._make_op(y, (t,), backward, "NativeDropoutBackward0", saved=())
 
 
 def _apply(x: np.ndarray, p: float, seed: int, offset: int, inverted: bool, inplace: bool) -> np.ndarray:

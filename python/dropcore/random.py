@@ -11,10 +11,11 @@ by ``n``. Saving ``(seed, offset)`` is therefore enough to replay any random cal
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
 import numpy as np
+
+from . import _core
 
 __all__ = ["Generator", "manual_seed", "default_generator", "initial_seed"]
 
@@ -44,7 +45,7 @@ def _check_u64(name: str, value: Any, top: int = _U64) -> int:
     return value
 
 
-class Generator:
+class Generator(_core.WordStream):
     """A position in the Philox word stream of one seed.
 
     Args:
@@ -55,50 +56,46 @@ class Generator:
     Offsets are Python ints, checked on every path (``take``, ``set_state``, the
     constructor), so a range of words is never handed out twice: a call whose words
     would run past word ``2**64 - 1`` raises ``OverflowError`` and draws nothing.
+    The position lives in the compiled base class behind a mutex, so threads sharing a
+    generator each get their own words, and the kernels' bindings take words from it
+    without a Python call.
 
     Example:
         >>> g = Generator(42)
         >>> seed, start = g.take(1000)   # words 0..1000, g.offset is now 1000
     """
 
-    __slots__ = ("_seed", "_offset", "_lock")
+    __slots__ = ()
 
     def __init__(self, seed: int = _DEFAULT_SEED, offset: int = 0) -> None:
-        self._seed = _check_u64("seed", seed)
-        self._offset = _check_u64("offset", offset, _STREAM_END)
-        self._lock = threading.Lock()
+        self._set_state(_check_u64("seed", seed), _check_u64("offset", offset, _STREAM_END))
 
     @property
     def seed(self) -> int:
-        return self._seed
+        return self._get_state()[0]
 
     @property
     def offset(self) -> int:
-        return self._offset
+        return self._get_state()[1]
 
     def manual_seed(self, seed: int) -> "Generator":
         """Restart the stream at word 0 of ``seed``; returns ``self`` like PyTorch."""
-        seed = _check_u64("seed", seed)
-        with self._lock:
-            self._seed, self._offset = seed, 0
+        self._set_state(_check_u64("seed", seed), 0)
         return self
 
     def initial_seed(self) -> int:
-        return self._seed
+        return self._get_state()[0]
 
     def get_state(self) -> tuple[int, int]:
         """``(seed, offset)``: everything needed to replay what comes next."""
-        with self._lock:
-            return self._seed, self._offset
+        return self._get_state()
 
     def set_state(self, state: tuple[int, int]) -> "Generator":
         try:
             seed, offset = state
         except (TypeError, ValueError):
             raise TypeError(f"state must be a (seed, offset) pair, but got {state!r}") from None
-        seed, offset = _check_u64("seed", seed), _check_u64("offset", offset, _STREAM_END)
-        with self._lock:
-            self._seed, self._offset = seed, offset
+        self._set_state(_check_u64("seed", seed), _check_u64("offset", offset, _STREAM_END))
         return self
 
     def take(self, n: int) -> tuple[int, int]:
@@ -114,32 +111,21 @@ class Generator:
             n = _as_int("number of words", n)
         if n < 0:
             raise ValueError(f"cannot take a negative number of words ({n})")
-        # acquire/try/finally rather than `with`: the same guarantee, half the cost
-        # (this runs on every random call).
-        lock = self._lock
-        lock.acquire()
-        try:
-            start = self._offset
-            if n > _STREAM_END - start:
-                raise OverflowError(
-                    f"Philox word stream exhausted for seed {self._seed}: {n} words asked at offset {start}, "
-                    f"{_STREAM_END - start} left (2**64 per seed)"
-                )
-            self._offset = start + n
-            return self._seed, start
-        finally:
-            lock.release()
+        if n > _STREAM_END:  # (more than any stream holds; the base class takes < 2**128)
+            seed, start = self._get_state()
+            raise OverflowError(
+                f"Philox word stream exhausted for seed {seed}: {n} words asked at offset {start}, "
+                f"{_STREAM_END - start} left (2**64 per seed)"
+            )
+        return self._take(n)  # atomic: checks what is left and advances, or OverflowError
 
-    def _untake(self, seed: int, start: int, n: int) -> None:
-        """Give back words ``start .. start + n`` of a call that failed, if nothing was
-        taken since (otherwise they stay used: skipping words is harmless, reusing them
-        is not)."""
-        with self._lock:
-            if self._seed == seed and self._offset == start + n:
-                self._offset = start
+    # _untake(seed, start, n), from the base class: give back words start .. start + n of a
+    # call that failed, if nothing was taken since (skipping words is harmless, reusing
+    # them is not).
 
     def __repr__(self) -> str:
-        return f"Generator(seed={self._seed}, offset={self._offset})"
+        seed, offset = self._get_state()
+        return f"Generator(seed={seed}, offset={offset})"
 
     # Pickling and copy.deepcopy carry (seed, offset), never the lock: a copy continues
     # the same word stream from the same position, independently of the original.
@@ -175,8 +161,6 @@ def _draw_words(generator: Generator | None, n: int) -> np.ndarray:
     the words go back to the generator if the allocation fails after the draw: a
     failed call leaves the generator as it was.
     """
-    from . import _core
-
     gen = _resolve(generator)
     n = _as_int("number of words", n)
     if n > sys.maxsize // 4:

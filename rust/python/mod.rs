@@ -3,7 +3,8 @@
 //! Conventions every binding file follows:
 //! - arguments are converted and validated here (dtype -> `TypeError`, engine errors
 //!   -> `ValueError` via `From<EngineError> for PyErr`), then the kernel runs inside
-//!   `py.detach` so the GIL is released;
+//!   `py.detach` so the GIL is released, except on arrays too small for that to pay
+//!   ([`run_kernel`]);
 //! - arrays arrive C-contiguous, aligned and native-endian (the Python layer makes
 //!   them so) and are read through slices; anything else is refused with a
 //!   `ValueError`/`TypeError`, never read through a misaligned or aliased slice;
@@ -209,7 +210,7 @@ pub(crate) fn map_into<'py, T: Elem>(
             .try_readwrite()
             .map_err(|e| PyValueError::new_err(format!("out must be writeable and must not overlap the input: {e}")))?;
         let os = rw.as_slice_mut()?;
-        py.detach(|| kernel(xs, os))?;
+        run_kernel(py, xs.len(), || kernel(xs, os))?;
     }
     Ok(out.into_any())
 }
@@ -225,6 +226,22 @@ pub(crate) fn read<'py, T: Elem>(a: &Bound<'py, PyArrayDyn<T>>, name: &str) -> P
 pub(crate) fn write<'py, T: Elem>(a: &Bound<'py, PyArrayDyn<T>>, name: &str) -> PyResult<numpy::PyReadwriteArrayDyn<'py, T>> {
     a.try_readwrite()
         .map_err(|e| PyValueError::new_err(format!("{name} must be writeable and not in use by another call: {e}")))
+}
+
+/// Calls on fewer elements than this run their kernel without releasing the GIL. Such
+/// a kernel takes ~11 us at most (element dropout, 2-core Zen 1 EPYC), while a released GIL costs
+/// ~0.2 us to take back when no other thread wants it and far more when one does: it
+/// waits for that thread to let go (measured on a 2-core Zen 1 EPYC with one busy
+/// Python thread: 8191 elements 11 us a call holding the GIL, 8192 elements 77 us).
+pub(crate) const HOLD_GIL_BELOW: usize = 1 << 13;
+
+/// `kernel()`, with the GIL released when `len` elements make that worth it.
+pub(crate) fn run_kernel<R: Send>(py: Python<'_>, len: usize, kernel: impl FnOnce() -> R + Send) -> R {
+    if len < HOLD_GIL_BELOW {
+        kernel()
+    } else {
+        py.detach(kernel)
+    }
 }
 
 /// Whether NumPy lets `a` be written (its `WRITEABLE` flag).
