@@ -118,3 +118,103 @@ def dropout(x: np.ndarray, p: float, seed: int, offset: int, phase: int = 0) -> 
     keep = keep_mask(seed, offset, x.size, p, phase).reshape(x.shape)
     scale = x.dtype.type(1.0 / (1.0 - p))
     return np.where(keep, x * scale, x.dtype.type(0))
+
+
+# --- Gaussian noise: paired Box-Muller in float32 (dropcore's definition) ---------------
+# Written from the definition in rust/variants/gaussian.rs's docs (plain octant logic,
+# the unfolded logarithm), every step a float32 operation in the stated order, so the
+# engine's SIMD and scalar paths must match it bit for bit.
+
+def _f32(bits: int) -> np.float32:
+    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
+
+
+# Cephes logf (x = m - 1, m in [sqrt(1/2), sqrt(2))), as float32 bit patterns:
+# 7.0376836e-2, -1.1514610e-1, 1.1676999e-1, -1.2420141e-1, 1.4249323e-1, -1.6668057e-1,
+# 2.0000714e-1, -2.4999994e-1, 3.3333331e-1; ln 2 = 0.693359375 - 2.12194440e-4.
+_LN = [_f32(b) for b in (0x3D9021BB, 0xBDEBD1B8, 0x3DEF251B, 0xBDFE5D4F, 0x3E11E9BF, 0xBE2AAE50,
+                         0x3E4CCEAC, 0xBE7FFFFC, 0x3EAAAAAA)]
+_LN2_LO, _LN2_HI = _f32(0xB95E8083), _f32(0x3F318000)
+# Cephes sinf / cosf on [0, pi/4]: -1.9515296e-4, 8.332161e-3, -1.6666655e-1 and
+# 2.4433157e-5, -1.3887316e-3, 4.1666646e-2.
+_SIN = [_f32(b) for b in (0xB94CA1F9, 0x3C08839E, 0xBE2AAAA3)]
+_COS = [_f32(b) for b in (0x37CCF5CE, 0xBAB6061A, 0x3D2AAAA5)]
+_QUARTER_PI_M24 = _f32(0x3F490FDB) * np.float32(2.0**-24)  # float32(pi/4) / 2^24, exact
+_MANT = np.uint32(0x7FFFFF)
+
+
+def ln_f32(u: np.ndarray) -> np.ndarray:
+    """ln(u) for float32 u in [2^-32, 1]: exponent/mantissa split, then the polynomial
+    evaluated in Estrin's order (the engine's)."""
+    u = np.asarray(u, dtype=np.float32)
+    bits = u.view(np.uint32)
+    big = (bits & _MANT) > np.uint32(0x3504F3)
+    e = (bits >> np.uint32(23)).astype(np.int32) - np.int32(127) + big.astype(np.int32)
+    m = ((bits & _MANT) | np.where(big, np.uint32(0x3F000000), np.uint32(0x3F800000))).view(np.float32)
+    f = np.float32
+    x = m - f(1)
+    z = x * x
+    z2 = z * z
+    c8, c7, c6, c5, c4, c3, c2, c1, c0 = _LN  # c0 is the x^0 coefficient of p
+    p01 = c0 + c1 * x
+    p23 = c2 + c3 * x
+    p45 = c4 + c5 * x
+    p67 = c6 + c7 * x
+    q0 = p01 + p23 * z
+    q1 = p45 + p67 * z
+    p = q0 + (q1 + c8 * z2) * z2
+    ef = e.astype(np.float32)
+    y = (p * (x * z) + ef * _LN2_LO) - f(0.5) * z
+    return (x + y) + ef * _LN2_HI
+
+
+def sin_cos_f32(psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sin psi, cos psi) for float32 psi in [0, pi/4]."""
+    f = np.float32
+    z = psi * psi
+    s = ((_SIN[0] * z + _SIN[1]) * z + _SIN[2]) * z * psi + psi
+    c = ((_COS[0] * z + _COS[1]) * z + _COS[2]) * z * z - f(0.5) * z + f(1)
+    return s, c
+
+
+def normal_pairs(w1: np.ndarray, w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(r cos theta, r sin theta) of uint32 word pairs, float32."""
+    w1, w2 = np.asarray(w1, np.uint32), np.asarray(w2, np.uint32)
+    f = np.float32
+    u = ((w1 >> np.uint32(1)).astype(np.float64).astype(np.float32) + f(0.5)) * f(2.0**-31)
+    r = np.sqrt(f(-2) * ln_f32(u) + f(0))  # + 0: r = +0, not -0, at u = 1
+    q = (w2 >> np.uint32(29)).astype(np.intp)
+    fr = (w2 >> np.uint32(6)) & _MANT
+    g = np.where(q % 2 == 1, _MANT - fr, fr)
+    psi = (2 * g.astype(np.int64) + 1).astype(np.float32) * _QUARTER_PI_M24
+    s, c = sin_cos_f32(psi)
+    # theta = q pi/4 + psi (q even) or (q + 1) pi/4 - psi (q odd): cos/sin by octant
+    cos_t = np.choose(q, [c, s, -s, -c, -c, -s, s, c])
+    sin_t = np.choose(q, [s, c, c, s, -s, -c, -c, -s])
+    return r * cos_t, r * sin_t
+
+
+def gaussian_words(n: int, phase: int = 0) -> int:
+    """Words a Gaussian call on ``n`` elements starting at ``phase`` touches: 2 ceil((phase + n) / 2)."""
+    return 2 * ((phase + n + 1) // 2)
+
+
+def normals(seed: int, offset: int, n: int, phase: int = 0) -> np.ndarray:
+    """float32 variates ``phase .. phase + n`` of a call at ``offset``: variates ``2k``
+    and ``2k + 1`` are the cosine and sine of words ``offset + 2k``, ``offset + 2k + 1``."""
+    w = words(seed, offset, gaussian_words(n, phase))
+    c, s = normal_pairs(w[0::2], w[1::2])
+    return np.stack([c, s], axis=1).reshape(-1)[phase : phase + n]
+
+
+def gaussian_noise(x: np.ndarray, stddev: float, seed: int, offset: int, phase: int = 0) -> np.ndarray:
+    """``x + stddev z`` in x's dtype (z widened exactly for float64)."""
+    z = normals(seed, offset, x.size, phase).reshape(x.shape).astype(x.dtype)
+    return x + x.dtype.type(stddev) * z
+
+
+def gaussian_dropout(x: np.ndarray, p: float, seed: int, offset: int, phase: int = 0) -> np.ndarray:
+    """``x (1 + sigma z)``, ``sigma = sqrt(p / (1 - p))`` rounded once to x's dtype."""
+    z = normals(seed, offset, x.size, phase).reshape(x.shape).astype(x.dtype)
+    one, sigma = x.dtype.type(1), x.dtype.type(np.sqrt(p / (1.0 - p)))
+    return x * (one + sigma * z)

@@ -98,19 +98,12 @@ def ref_feature_alpha(v, p, seed, offset):
     return ref_grouped(v, p, seed, offset, math.prod(v.shape[:2]), a, b, d)
 
 
-def _normals(seed, offset, n):
-    w = philox_ref.words(seed, offset, 2 * n).astype(np.float64).reshape(-1, 2)
-    u = (w + 0.5) / 2.0**32
-    return np.sqrt(-2 * np.log(u[:, 0])) * np.cos(2 * np.pi * u[:, 1])
-
-
 def ref_gaussian_noise(v, s, seed, offset):
-    return v.astype(np.float64) + s * _normals(seed, offset, v.size).reshape(v.shape)
+    return philox_ref.gaussian_noise(v, s, seed, offset)
 
 
 def ref_gaussian_dropout(v, p, seed, offset):
-    s = math.sqrt(p / (1.0 - p))
-    return v.astype(np.float64) * (1.0 + s * _normals(seed, offset, v.size).reshape(v.shape))
+    return philox_ref.gaussian_dropout(v, p, seed, offset)
 
 
 def ref_drop_block(v, p, block, seed, offset):
@@ -173,12 +166,12 @@ KERNELS = {
         lambda v, p, s, o: ref_grouped(v, p, s, o, v.shape[0], _channel_scale(p)), True, False),
     "gaussian_dropout": (
         lambda x, p, g, **k: F.gaussian_dropout(x, min(p, 0.99), generator=g, **k),
-        range(0, 7), lambda s, p: 2 * math.prod(s),
-        lambda v, p, s, o: ref_gaussian_dropout(v, min(p, 0.99), s, o), False, False),
+        range(0, 7), lambda s, p: philox_ref.gaussian_words(math.prod(s)),
+        lambda v, p, s, o: ref_gaussian_dropout(v, min(p, 0.99), s, o), True, False),
     "gaussian_noise": (
         lambda x, p, g, **k: F.gaussian_noise(x, 3 * p, generator=g, **k),
-        range(0, 7), lambda s, p: 2 * math.prod(s),
-        lambda v, p, s, o: ref_gaussian_noise(v, 3 * p, s, o), False, False),
+        range(0, 7), lambda s, p: philox_ref.gaussian_words(math.prod(s)),
+        lambda v, p, s, o: ref_gaussian_noise(v, 3 * p, s, o), True, False),
 }
 
 

@@ -96,6 +96,118 @@ def test_feature_alpha_dropout_shares_a_word_per_channel():
 
 
 # ----------------------------------------------------------------------------- Gaussian
+# Paired Box-Muller in float32 (rust/variants/gaussian.rs): variates 2k and 2k+1 of a call
+# are r cos(theta), r sin(theta) of words 2k, 2k+1; 2 ceil(n/2) words a call.
+
+def _normal_cdf(z):
+    return 0.5 * (1.0 + np.vectorize(math.erf, otypes=[np.float64])(np.asarray(z, np.float64) / math.sqrt(2.0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 300_001])
+def test_gaussian_equals_the_numpy_reference_bit_for_bit(dtype, n):
+    x = np.random.default_rng(n).standard_normal(n).astype(dtype)
+    g = dropcore.Generator(7, 3)
+    y = F.gaussian_noise(x, 0.5, generator=g)
+    assert g.offset == 3 + philox_ref.gaussian_words(n)  # 2 ceil(n/2) words
+    np.testing.assert_array_equal(y, philox_ref.gaussian_noise(x, 0.5, 7, 3))
+    y = F.gaussian_dropout(x, 0.3, generator=g)
+    np.testing.assert_array_equal(y, philox_ref.gaussian_dropout(x, 0.3, 7, 3 + philox_ref.gaussian_words(n)))
+    assert y.dtype == dtype
+
+
+_GAUSS_ISA_CHECK = r"""
+import sys, numpy as np, dropcore
+from dropcore import _core
+x = np.random.default_rng(1).standard_normal(300_001)
+parts = []
+for threads in (1, 2):
+    dropcore.set_num_threads(threads)
+    for dtype in (np.float32, np.float64):
+        for phase in (0, 1):
+            parts.append(_core.gaussian_map(x.astype(dtype), 0.7, False, 9, 2**33 + 1, None, phase))
+            parts.append(_core.gaussian_map(x.astype(dtype), 0.4, True, 10, 5, None, phase))
+np.save(sys.argv[1], np.concatenate([q.astype(np.float64) for q in parts]))
+print(_core.simd_isa())
+"""
+
+
+def test_gaussian_is_the_reference_on_every_isa_path_and_thread_count(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from test_dropout import _isa_modes
+
+    x = np.random.default_rng(1).standard_normal(300_001)
+    want = []
+    for dtype in (np.float32, np.float64):
+        for phase in (0, 1):
+            xd = x.astype(dtype)
+            want.append(philox_ref.gaussian_noise(xd, 0.7, 9, 2**33 + 1, phase))
+            z = philox_ref.normals(10, 5, xd.size, phase).astype(dtype)
+            want.append(xd * (dtype(1) + dtype(0.4) * z))
+    want = np.concatenate([w.astype(np.float64) for w in want] * 2)
+    for mode in _isa_modes() + [""]:
+        path = tmp_path / f"{mode or 'auto'}.npy"
+        out = subprocess.run([sys.executable, "-c", _GAUSS_ISA_CHECK, str(path)], capture_output=True, text=True,
+                             env={**os.environ, "DROPCORE_SIMD": mode}, check=True)
+        if mode:
+            assert out.stdout.strip() == {"off": "scalar"}.get(mode, mode)
+        np.testing.assert_array_equal(np.load(path), want, err_msg=f"DROPCORE_SIMD={mode!r}")
+
+
+def test_gaussian_pieces_reproduce_the_whole_call():
+    """A piece starting at element a reads pair a // 2 at phase a % 2 (the Dask rule)."""
+    from dropcore import _core
+
+    n = 5001
+    x = np.zeros(n, np.float32)
+    whole = F.gaussian_noise(x, 1.0, generator=dropcore.Generator(4, 9))
+    for a, b in [(0, 1), (1, 2), (1, n), (2, 3), (3, 1000), (255, 4097), (4999, n), (n - 1, n)]:
+        part = _core.gaussian_map(x[a:b], 1.0, False, 4, 9 + 2 * (a // 2), None, a % 2)
+        np.testing.assert_array_equal(part, whole[a:b], err_msg=f"{a}:{b}")
+    with pytest.raises(ValueError, match="phase"):
+        _core.gaussian_map(x, 1.0, False, 4, 9, None, 2)
+
+
+def test_gaussian_noise_is_standard_normal():
+    """Moments, a Kolmogorov-Smirnov test and tail frequencies, each against its
+    sampling distribution (6 sigma, or the KS critical value at alpha = 1e-6)."""
+    n = 4_000_000
+    z = F.gaussian_noise(np.zeros(n), 1.0, generator=dropcore.Generator(2024))
+    mean, var = z.mean(), z.var()
+    kurt = np.mean((z - mean) ** 4) / var**2
+    assert abs(mean) < 6 / math.sqrt(n)
+    assert abs(var - 1) < 6 * math.sqrt(2 / n)
+    assert abs(kurt - 3) < 6 * math.sqrt(24 / n)
+    assert abs(np.mean(((z - mean) / math.sqrt(var)) ** 3)) < 6 * math.sqrt(6 / n)  # skewness
+    # KS on a 500k subsample (the exact CDF by math.erf): sqrt(n) D < 2.77 has alpha = 1e-6
+    s = np.sort(z[:: n // 500_000])
+    m = s.size
+    cdf = _normal_cdf(s)
+    d = max(np.max(np.arange(1, m + 1) / m - cdf), np.max(cdf - np.arange(m) / m))
+    assert math.sqrt(m) * d < math.sqrt(-0.5 * math.log(1e-6 / 2)), d
+    # tails: |z| > 2, 3, 4, 4.5 within binomial bounds
+    for t in (2.0, 3.0, 4.0, 4.5):
+        q = 2 * (1 - _normal_cdf(t))
+        assert binomial_ok(np.count_nonzero(np.abs(z) > t), n, float(q)), t
+    assert np.abs(z).max() < 6.67  # the largest |z| the words can give (u >= 2^-32)
+
+
+def test_gaussian_cosine_and_sine_halves_are_uncorrelated():
+    """Both halves of a pair are N(0, 1) and independent: correlation of (z_2k, z_2k+1),
+    of neighbours across pairs, and of the squares (a shared radius would show there)."""
+    n = 2_000_000
+    z = F.gaussian_noise(np.zeros(n, np.float32), 1.0, generator=dropcore.Generator(5)).astype(np.float64)
+    c, s = z[0::2], z[1::2]
+    bound = 6 / math.sqrt(n // 2)
+    for a, b in [(c, s), (s[:-1], c[1:]), (c**2 - 1, s**2 - 1)]:
+        assert abs(np.corrcoef(a, b)[0, 1]) < bound
+    for half in (c, s):
+        assert abs(half.mean()) < 6 / math.sqrt(half.size) and abs(half.var() - 1) < 6 * math.sqrt(2 / half.size)
+
+
 def test_gaussian_dropout_noise_moments():
     n = 1_000_000
     for p in (0.2, 0.5):
@@ -105,14 +217,10 @@ def test_gaussian_dropout_noise_moments():
         assert abs(noise.var() - var) < 6 * var * math.sqrt(2 / n)
 
 
-def test_gaussian_noise_matches_box_muller_on_reference_words():
-    x = np.zeros(1000)
-    y = F.gaussian_noise(x, 0.5, generator=dropcore.Generator(7, 2))
-    w = philox_ref.words(7, 2, 2000).astype(np.float64).reshape(-1, 2)
-    u = (w + 0.5) / 2**32
-    z = np.sqrt(-2 * np.log(u[:, 0])) * np.cos(2 * np.pi * u[:, 1])
-    np.testing.assert_allclose(y, 0.5 * z, rtol=1e-12, atol=1e-15)
+def test_gaussian_eval_is_identity():
+    x = np.zeros(10)
     assert F.gaussian_noise(x, 0.5, training=False) is x
+    assert F.gaussian_dropout(x, 0.5, training=False) is x
 
 
 # ----------------------------------------------------------------------------- DropBlock

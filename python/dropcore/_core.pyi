@@ -112,9 +112,19 @@ def bernoulli_map(
     """
 
 def gaussian_map(
-    x: npt.NDArray[_F], scale: float, multiplicative: bool, seed: int, offset: int, out: npt.NDArray[_F] | None = None
+    x: npt.NDArray[_F],
+    scale: float,
+    multiplicative: bool,
+    seed: int,
+    offset: int,
+    out: npt.NDArray[_F] | None = None,
+    phase: int = 0,
 ) -> npt.NDArray[_F]:
-    """``x * (1 + scale z)`` or ``x + scale z``; ``z_i`` by Box-Muller from words 2i, 2i+1."""
+    """``x * (1 + scale z)`` or ``x + scale z`` in x's dtype, element ``i`` taking variate
+    ``j = phase + i``: paired Box-Muller in float32, variates ``2k`` and ``2k + 1`` being
+    ``r cos(theta)`` and ``r sin(theta)`` of words ``offset + 2k`` (radius) and
+    ``offset + 2k + 1`` (angle). A call on ``n`` elements at phase 0 reads
+    ``2 * ceil(n / 2)`` words."""
 
 def drop_block2d(
     x: npt.NDArray[_F], p: float, block_size: int, seed: int, offset: int, out: npt.NDArray[_F] | None = None

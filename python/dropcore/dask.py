@@ -181,11 +181,12 @@ def _grouped_block(block, *, group_dims, p, a, b, dropped, seed, offset, builder
 
 
 def _gaussian_block(block, *, scale, multiplicative, seed, offset, builder, block_info=None):
-    """Gaussian noise on one block: element ``g`` of the whole array reads words
-    ``offset + 2g`` and ``offset + 2g + 1`` (Box-Muller)."""
+    """Gaussian noise on one block: elements ``2k`` and ``2k + 1`` of the whole array
+    share the Box-Muller pair of words ``offset + 2k``, ``offset + 2k + 1`` (cosine,
+    sine), so a run starting at element ``g`` starts at pair ``g // 2``, phase ``g % 2``."""
 
     def run(x, out, g):
-        out[...] = _core.gaussian_map(x, scale, multiplicative, seed, offset + 2 * g)
+        out[...] = _core.gaussian_map(x, scale, multiplicative, seed, offset + 2 * (g // 2), None, g % 2)
 
     return _map_runs(block, block_info, builder, block.ndim, run)
 
@@ -360,15 +361,15 @@ def drop_path(x: "da.Array", p: float = 0.0, training: bool = False, scale_by_ke
 
 def gaussian_dropout(input: "da.Array", p: float = 0.5, training: bool = True,
                      generator: Generator | None = None) -> "da.Array":
-    """Lazy :func:`dropcore.nn.functional.gaussian_dropout`: times N(1, p/(1-p)), words
-    2i and 2i+1 for element i of the whole array."""
+    """Lazy :func:`dropcore.nn.functional.gaussian_dropout`: times N(1, p/(1-p)); elements
+    2k and 2k+1 of the whole array share words 2k and 2k+1 (a Box-Muller pair)."""
     p = _F._check_p(p)
     if p == 1.0:
         raise ValueError("gaussian_dropout needs p < 1 (the noise variance p/(1-p) is infinite at p = 1)")
     x = _check_array(input)
     if not training or p == 0.0:
         return input
-    seed, offset = _resolve(generator).take(2 * x.size)
+    seed, offset = _resolve(generator).take(_F._gaussian_words(x.size))
     return _map(_gaussian_block, x, "gaussian-dropout", scale=math.sqrt(p / (1.0 - p)), multiplicative=True,
                 seed=seed, offset=offset)
 
@@ -380,7 +381,7 @@ def gaussian_noise(input: "da.Array", stddev: float, training: bool = True,
     x = _check_array(input)
     if not training or stddev == 0.0:
         return input
-    seed, offset = _resolve(generator).take(2 * x.size)
+    seed, offset = _resolve(generator).take(_F._gaussian_words(x.size))
     return _map(_gaussian_block, x, "gaussian-noise", scale=stddev, multiplicative=False, seed=seed, offset=offset)
 
 

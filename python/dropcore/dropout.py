@@ -423,9 +423,10 @@ def _apply(x: np.ndarray, p: float, seed: int, offset: int, inverted: bool, inpl
 # --- the dropout family (issue 4) ----------------------------------------------------
 # Every variant draws from the Philox stream through its generator and records only
 # (seed, offset) for backward. Which word a unit reads is part of the definition:
-# channel dropout and DropPath one word per group (C order), Gaussian noise two words
-# per element, DropBlock one word per position; element masks (dropout, alpha dropout,
-# DropConnect's weight entries) one 16-bit half-word per element.
+# channel dropout and DropPath one word per group (C order), Gaussian noise one word
+# per element (a Box-Muller pair per two elements: 2 * ceil(n / 2) words), DropBlock one
+# word per position; element masks (dropout, alpha dropout, DropConnect's weight
+# entries) one 16-bit half-word per element.
 
 _ALPHA_PRIME = -1.7580993408473766  # -lambda * alpha of SELU (Klambauer et al. 2017)
 
@@ -581,6 +582,12 @@ def feature_alpha_dropout(input, p: float = 0.5, training: bool = False, inplace
     return _bernoulli(call, p, generator, n_groups, x.size // n_groups, a, b, d, a, "FeatureAlphaDropoutBackward")
 
 
+def _gaussian_words(n: int) -> int:
+    """Words a Gaussian call on ``n`` elements draws: ``2 * ceil(n / 2)`` (elements
+    ``2k`` and ``2k + 1`` share the Box-Muller pair of words ``2k``, ``2k + 1``)."""
+    return n + (n & 1)
+
+
 def gaussian_dropout(input, p: float = 0.5, training: bool = True, generator=None, *, out=None):
     """Multiply by noise ~ N(1, p/(1-p)) (Srivastava et al. 2014, §10): the Gaussian
     version of dropout, with the same mean and variance as the Bernoulli mask.
@@ -596,7 +603,7 @@ def gaussian_dropout(input, p: float = 0.5, training: bool = True, generator=Non
     def kernel(x, seed, offset, dest):
         return _core.gaussian_map(x, sigma, True, seed, offset, dest)
 
-    return call.run(generator, 2 * call.x.size, kernel, kernel, "GaussianDropoutBackward")
+    return call.run(generator, _gaussian_words(call.x.size), kernel, kernel, "GaussianDropoutBackward")
 
 
 def gaussian_noise(input, stddev: float, training: bool = True, generator=None, *, out=None):
@@ -610,7 +617,7 @@ def gaussian_noise(input, stddev: float, training: bool = True, generator=None, 
     def kernel(x, seed, offset, dest):
         return _core.gaussian_map(x, stddev, False, seed, offset, dest)
 
-    return call.run(generator, 2 * call.x.size, kernel, None, "GaussianNoiseBackward")
+    return call.run(generator, _gaussian_words(call.x.size), kernel, None, "GaussianNoiseBackward")
 
 
 def drop_block2d(input, p: float, block_size: int, inplace: bool = False, training: bool = True, generator=None, *,

@@ -66,10 +66,13 @@ fn bernoulli_map<'py>(
     dispatch_float!(float_array(x, "input")?, |arr| map_into(&arr, out, |xs, os| run_map(xs, os, inner, t, (a, b, dropped), seed, start)))
 }
 
-/// Gaussian noise: `x * (1 + scale z)` if `multiplicative`, else `x + scale z`.
-/// Writes into `out` when given.
+/// Gaussian noise: `x * (1 + scale z)` if `multiplicative`, else `x + scale z`, element
+/// `i` taking variate `phase + i` of the call at word `offset` (paired Box-Muller: the
+/// variates `2k`, `2k + 1` read words `offset + 2k`, `offset + 2k + 1`). Writes into
+/// `out` when given.
 #[pyfunction]
-#[pyo3(signature = (x, scale, multiplicative, seed, offset, out = None))]
+#[pyo3(signature = (x, scale, multiplicative, seed, offset, out = None, phase = 0))]
+#[allow(clippy::too_many_arguments)]
 fn gaussian_map<'py>(
     x: &Bound<'py, PyAny>,
     scale: f64,
@@ -77,14 +80,16 @@ fn gaussian_map<'py>(
     seed: u64,
     offset: u64,
     out: Option<&Bound<'py, PyAny>>,
+    phase: u8,
 ) -> PyResult<Bound<'py, PyAny>> {
     if !scale.is_finite() || scale < 0.0 {
         return Err(PyValueError::new_err(format!("noise scale must be finite and non-negative, but got {scale}")));
     }
+    half_pos(offset, phase)?; // the same check of `phase` as the element masks'
     dispatch_float!(float_array(x, "input")?, |arr| map_into(&arr, out, |xs, os| if multiplicative {
-        gaussian::gaussian_dropout(xs, os, scale, seed, offset)
+        gaussian::gaussian_dropout_at(xs, os, scale, seed, offset, phase)
     } else {
-        gaussian::gaussian_noise(xs, os, scale, seed, offset)
+        gaussian::gaussian_noise_at(xs, os, scale, seed, offset, phase)
     }))
 }
 
