@@ -3,6 +3,8 @@
 //! p = 0.1, float32: `cargo run --release --example dropblock_ab [threads]`.
 //! Prints the best and the median ns/elem of each, and memcpy's, in cache (64 planes)
 //! and from memory (10,000 planes = 1.02e7 units, the Python bench's shape).
+//! `dropblock_ab 1 profile` runs only this tree's kernel, in cache, for a profiler
+//! (`perf record`, `valgrind --tool=callgrind`).
 
 use _core::variants::dropblock::DropBlock;
 use std::time::Instant;
@@ -69,6 +71,16 @@ fn time(f: &mut dyn FnMut()) -> f64 {
 fn main() {
     let threads: usize = std::env::args().nth(1).map(|s| s.parse().expect("thread count")).unwrap_or(1);
     _core::parallel::set_num_threads(threads).expect("threads");
+    if std::env::args().nth(2).as_deref() == Some("profile") {
+        let planes = 64;
+        let x: Vec<f32> = (0..planes * 1024).map(|i| i as f32).collect();
+        let mut out = vec![0f32; x.len()];
+        let db = DropBlock::new(planes, 32, 32, 5, 0.1, 7, 0).expect("valid DropBlock");
+        for _ in 0..2000 {
+            db.apply(&x, &mut out).expect("same lengths");
+        }
+        return;
+    }
     println!("DropBlock2d 32x32, block 5, p = 0.1, f32; {threads} thread(s); isa {}", _core::rng::isa().name());
     for (label, planes, reps) in [("in cache, 64 planes", 64usize, 400), ("from memory, 10,000 planes", 10_000, 15)] {
         let n = planes * 1024;

@@ -11,14 +11,16 @@
 //!
 //! Maps at most 64 wide and high (most CNN feature maps) build the mask as bits, in
 //! two parallel passes. Pass 1, per plane: draw the words of the rows that can hold
-//! valid centres, compare them with the threshold into one `u64` of centre bits per
-//! row (eight words per compare and `movemask` on AVX2), dilate each row by `bs`
-//! columns with shifts, OR `bs` rows together, and write the rows into one flat bit
-//! mask of the whole call (bit `i` = unit `i` dropped); each task counts its dropped
-//! bits by popcount. Pass 2 applies the mask 64 units at a time, branch-free: kept
-//! `x * scale`, dropped exactly `0`. Philox sets the cost of pass 1, memory that of
-//! pass 2. The window sums of [`DropBlock::keep_mask`] are the general path (larger
-//! maps) and the definition the tests compare the bit path with.
+//! valid centres, compare them with the threshold into bits (eight words per compare
+//! and `movemask` on AVX2), and for each row that holds a centre (a few per plane at
+//! the usual p) dilate it across the block's columns with shifts and OR it into the
+//! `bs` rows its blocks cover, in one flat bit mask of the whole call (bit `i` set =
+//! unit `i` dropped); each task counts its dropped bits by popcount. Pass 2 applies
+//! the mask 64 units at a time, branch-free: kept `x * scale`, dropped exactly `0`
+//! (non-temporal stores for outputs past the cache). Philox words set the cost of
+//! pass 1 (0.875 words per unit on 32x32 maps with block 5), memory that of pass 2.
+//! The window sums of [`DropBlock::keep_mask`] are the general path (larger maps) and
+//! the definition the tests compare the bit path with.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -209,6 +211,18 @@ fn dilate(c: u64, bs: usize) -> u64 {
     a
 }
 
+/// Bits `at .. at + 64` of the flat bit array `bits` (bits past its end read 0).
+#[inline(always)]
+fn bits_at(bits: &[u64], at: usize) -> u64 {
+    let (q, s) = (at / 64, at % 64);
+    let lo = bits.get(q).copied().unwrap_or(0) >> s;
+    if s == 0 {
+        lo
+    } else {
+        lo | bits.get(q + 1).copied().unwrap_or(0) << (64 - s)
+    }
+}
+
 /// OR the `w` low bits of `row` into the flat mask `dst` at bit `at`.
 #[inline(always)]
 fn put_row(dst: &mut [u64], at: usize, w: usize, row: u64) {
@@ -229,16 +243,18 @@ mod masks {
 
     use super::*;
 
-    /// Bit `c` set iff `words[c] < t` (a row of at most 64 words).
+    /// Bit `j % 64` of `bits[j / 64]` set iff `words[j] < t`, for every word.
     #[inline(always)]
-    fn row_centres<const LEVEL: u8>(words: &[u32], t: u32) -> u64 {
+    fn centres<const LEVEL: u8>(words: &[u32], t: u32, bits: &mut [u64]) {
         #[cfg(target_arch = "x86_64")]
         if LEVEL == AVX2 {
             // SAFETY: LEVEL == AVX2 only inside `dropped_in_avx2`, which `run` calls only
             // with an `Isa` whose level includes AVX2 (detected by `Isa::new`).
-            return unsafe { avx2::row_centres(words, t) };
+            return unsafe { avx2::centres(words, t, bits) };
         }
-        words.iter().enumerate().fold(0, |b, (c, &wd)| b | ((wd < t) as u64) << c)
+        for (b, ws) in bits.iter_mut().zip(words.chunks(64)) {
+            *b = ws.iter().enumerate().fold(0, |acc, (c, &wd)| acc | ((wd < t) as u64) << c);
+        }
     }
 
     /// Dropped bits of planes `first .. first + planes` into `dst` (zeroed; bit 0 is
@@ -250,44 +266,30 @@ mod masks {
         let half = bs / 2;
         // Only rows half ..= h + half - bs can hold valid centres: draw just those words.
         let (r0, r1) = (half, h + half - bs);
-        let mut buf = [0u32; 64 * 64];
-        let words = &mut buf[..(r1 - r0 + 1) * w];
+        let mut words = vec![0u32; (r1 - r0 + 1) * w];
+        // Which drawn words are below the threshold, one bit each (as a flat bit array).
+        let mut below = [0u64; 64];
         // Valid centre columns half ..= w + half - bs.
         let valid = (u64::MAX >> (64 - (w + 1 - bs))) << half;
         let all = db.centre_threshold >= 1 << 32;
         let t = db.centre_threshold as u32;
-        // Centre row r dilated across its block's columns, at `across[PAD + r]`; the
-        // rows that hold no valid centre, and the padding, stay zero.
-        const PAD: usize = 64;
-        let mut across = [0u64; PAD + 64 + 64];
-        let mut down = [0u64; PAD + 64 + 64];
         for k in 0..planes {
             let at = ((first + k) * plane + r0 * w) as u64;
-            rng::fill_words_with(isa, db.seed, db.offset.wrapping_add(at), words);
-            for (a, wr) in across[PAD + r0..=PAD + r1].iter_mut().zip(words.chunks_exact(w)) {
-                let centres = if all { valid } else { row_centres::<LEVEL>(wr, t) & valid };
-                // Centre c covers columns c - half .. c - half + bs.
-                *a = dilate(centres >> half, bs);
+            rng::fill_words_with(isa, db.seed, db.offset.wrapping_add(at), &mut words);
+            if !all {
+                centres::<LEVEL>(&words, t, &mut below);
             }
-            // Row r is hit by centre rows r + half + 1 - bs ..= r + half: `down[i]` is
-            // the OR of `across[i .. i + bs]` (by doubling), and row r reads
-            // `down[PAD + r + half + 1 - bs]`.
-            let (lo, hi) = (PAD + half + 1 - bs, PAD + h + half + 1 - bs);
-            down[lo..hi + bs].copy_from_slice(&across[lo..hi + bs]);
-            let mut len = 1;
-            while 2 * len <= bs {
-                for i in lo..hi + bs - len {
-                    down[i] |= down[i + len];
+            // Centres are sparse at the usual p (a few per plane): OR each row that has
+            // any, dilated across its blocks' columns, into the bs rows its blocks cover.
+            for (i, r) in (r0..=r1).enumerate() {
+                let row = if all { valid } else { bits_at(&below, i * w) & valid };
+                if row != 0 {
+                    // Centre (r, c) covers rows r - half .. r - half + bs, columns c - half ..
+                    let blocks = dilate(row >> half, bs);
+                    for rr in r - half..r - half + bs {
+                        put_row(dst, k * plane + rr * w, w, blocks);
+                    }
                 }
-                len *= 2;
-            }
-            if len < bs {
-                for i in lo..hi {
-                    down[i] |= down[i + bs - len];
-                }
-            }
-            for (r, &row) in down[lo..hi].iter().enumerate() {
-                put_row(dst, k * plane + r * w, w, row);
             }
         }
         dst.iter().map(|b| b.count_ones() as usize).sum()
@@ -313,25 +315,45 @@ mod masks {
     mod avx2 {
         use std::arch::x86_64::*;
 
-        /// Bit `c` set iff `words[c] < t`: eight unsigned compares (as signed, both
-        /// sides offset by 2^31) and one `movemask` per eight words.
+        /// [`super::centres`]: eight unsigned compares (as signed, both sides offset
+        /// by 2^31) and one `movemask` per eight words. Centres are sparse, so the
+        /// compares of 64 words are first ORed and tested: most give no bit at all.
         #[target_feature(enable = "avx2")]
-        pub(super) fn row_centres(words: &[u32], t: u32) -> u64 {
+        pub(super) fn centres(words: &[u32], t: u32, bits: &mut [u64]) {
             let bias = _mm256_set1_epi32(i32::MIN);
             let tb = _mm256_set1_epi32((t ^ 0x8000_0000) as i32);
-            let mut bits = 0u64;
-            let mut groups = words.chunks_exact(8);
-            for (g, c) in (&mut groups).enumerate() {
-                // SAFETY: `c` is 8 u32 = 32 readable bytes; the load is unaligned.
-                let v = unsafe { _mm256_loadu_si256(c.as_ptr() as *const __m256i) };
-                let lt = _mm256_cmpgt_epi32(tb, _mm256_xor_si256(v, bias));
-                bits |= (_mm256_movemask_ps(_mm256_castsi256_ps(lt)) as u32 as u64) << (8 * g);
+            for (b, ws) in bits.iter_mut().zip(words.chunks(64)) {
+                if let Ok(ws) = <&[u32; 64]>::try_from(ws) {
+                    let mut lt = [_mm256_setzero_si256(); 8];
+                    for (g, l) in lt.iter_mut().enumerate() {
+                        // SAFETY: words 8g .. 8g + 8 of the 64 = 32 readable bytes; unaligned load.
+                        let v = unsafe { _mm256_loadu_si256(ws.as_ptr().add(8 * g) as *const __m256i) };
+                        *l = _mm256_cmpgt_epi32(tb, _mm256_xor_si256(v, bias));
+                    }
+                    let any = lt.iter().fold(_mm256_setzero_si256(), |a, &l| _mm256_or_si256(a, l));
+                    *b = if _mm256_testz_si256(any, any) == 1 {
+                        0
+                    } else {
+                        lt.iter().enumerate().fold(0, |acc, (g, &l)| {
+                            acc | (_mm256_movemask_ps(_mm256_castsi256_ps(l)) as u32 as u64) << (8 * g)
+                        })
+                    };
+                    continue;
+                }
+                let mut acc = 0u64;
+                let mut groups = ws.chunks_exact(8);
+                for (g, c) in (&mut groups).enumerate() {
+                    // SAFETY: `c` is 8 u32 = 32 readable bytes; the load is unaligned.
+                    let v = unsafe { _mm256_loadu_si256(c.as_ptr() as *const __m256i) };
+                    let lt = _mm256_cmpgt_epi32(tb, _mm256_xor_si256(v, bias));
+                    acc |= (_mm256_movemask_ps(_mm256_castsi256_ps(lt)) as u32 as u64) << (8 * g);
+                }
+                let base = ws.len() / 8 * 8;
+                for (c, &wd) in groups.remainder().iter().enumerate() {
+                    acc |= ((wd < t) as u64) << (base + c);
+                }
+                *b = acc;
             }
-            let base = words.len() / 8 * 8;
-            for (c, &wd) in groups.remainder().iter().enumerate() {
-                bits |= ((wd < t) as u64) << (base + c);
-            }
-            bits
         }
     }
 }
@@ -343,18 +365,6 @@ mod apply {
     //! for ownership of every output line, a third of the memory traffic.
 
     use super::*;
-
-    /// The mask bits of units `at .. at + 64` (bits past the end of `bits` read 0).
-    #[inline(always)]
-    fn bits_at(bits: &[u64], at: usize) -> u64 {
-        let (q, s) = (at / 64, at % 64);
-        let lo = bits.get(q).copied().unwrap_or(0) >> s;
-        if s == 0 {
-            lo
-        } else {
-            lo | bits.get(q + 1).copied().unwrap_or(0) << (64 - s)
-        }
-    }
 
     /// Units `at ..` one at a time (the ends of a chunk).
     #[inline(always)]
