@@ -7,6 +7,8 @@ The unfused reference is the same model called module by module (an instance
 weights, same generator, same words.
 """
 
+import gc
+
 import numpy as np
 import pytest
 from gradcheck import gradcheck
@@ -244,3 +246,61 @@ def test_kernel_argument_errors():
         _core.relu_mask_backward(z, z, 0.5)
     with pytest.raises(ValueError, match="between 0 and 1"):
         _core.relu_dropout_(z, 1.5, 1, 0)
+
+
+# ----------------------------------------------------------------------------- recycled gradients
+def _train(hold, steps=4, zero=lambda model, opt: opt.zero_grad()):
+    """Losses, parameters and gradients of a few SGD steps; ``hold`` keeps a reference
+    to every gradient (array, Tensor or view), so none can be recycled."""
+    dropcore.manual_seed(0)
+    model = nn.Sequential(nn.Linear(300, 64), nn.ReLU(), nn.Dropout(0.3), nn.Linear(64, 256), nn.ReLU(),
+                          nn.Linear(256, 10))
+    opt = dropcore.optim.SGD(model.parameters(), lr=0.1)
+    x = Tensor(np.random.default_rng(0).standard_normal((32, 300)).astype(np.float32))
+    y = np.arange(32) % 10
+    held, snaps = [], []
+    for _ in range(steps):
+        zero(model, opt)
+        nn.CrossEntropyLoss()(model(x), y).backward()
+        if hold is not None:
+            held.append([hold(p.grad) for p in model.parameters()])
+            snaps.append([p.grad._data.copy() for p in model.parameters()])
+        opt.step()
+    return model, held, snaps
+
+
+@pytest.mark.parametrize("hold", [lambda g: g, lambda g: g._data, lambda g: g.numpy()[1:], lambda g: g.data])
+def test_a_gradient_the_caller_still_holds_is_never_reused(hold):
+    model, held, snaps = _train(hold)
+    for step, (h, snap) in enumerate(zip(held, snaps)):
+        for obj, want in zip(h, snap):
+            arr = obj._data if isinstance(obj, Tensor) else obj
+            np.testing.assert_array_equal(arr, want[1:] if arr.shape != want.shape else want, err_msg=f"step {step}")
+        if step:  # every step's gradients are arrays of their own
+            for a, b in zip(h, held[step - 1]):
+                a = a._data if isinstance(a, Tensor) else a
+                b = b._data if isinstance(b, Tensor) else b
+                assert not np.shares_memory(a, b)
+
+
+@pytest.mark.parametrize("zero", [lambda model, opt: opt.zero_grad(), lambda model, opt: model.zero_grad()])
+def test_recycled_gradient_buffers_give_the_same_training(zero):
+    from dropcore.tensor import _SPARE_GRADS
+
+    recycled, _, _ = _train(None, zero=zero)
+
+    def spares():
+        return sum(id(p) in _SPARE_GRADS for p in recycled.parameters())
+
+    assert spares() == 0  # each spare went back into the next step's gradient
+    recycled.zero_grad()
+    assert spares() == 2  # the two weights of >= 64 KiB
+    plain, _, _ = _train(lambda g: g, zero=zero)
+    for a, b in zip(recycled.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a._data, b._data)
+    w = recycled[3].weight
+    recycled[3].weight = nn.Parameter(np.zeros((256, 64), np.float32))  # the spare belongs to the old one
+    key = id(w)
+    del w
+    gc.collect()
+    assert key not in _SPARE_GRADS and spares() == 1  # dropped with its tensor

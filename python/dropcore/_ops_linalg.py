@@ -12,7 +12,7 @@ import numpy as np
 from . import _core
 from . import _dtypes as D
 from . import dropout as _dropout
-from .tensor import Tensor, _as_array, _dim_tuple, _make_op, _unbroadcast, _wrap
+from .tensor import Tensor, _as_array, _dim_tuple, _make_op, _spare_grad, _unbroadcast, _wrap
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "outer", "norm"]
 
@@ -162,6 +162,13 @@ def _check_linear(x: np.ndarray, w: np.ndarray, bias: Tensor | None) -> None:
         )
 
 
+def _weight_grad(g2: np.ndarray, x2: np.ndarray, weight: Tensor) -> np.ndarray:
+    """``g2.T @ x2``, into the weight's recycled gradient buffer when it has one
+    (:func:`dropcore.tensor._release_grad`; the same product, the same values)."""
+    out = _spare_grad(weight, (g2.shape[1], x2.shape[1]), np.result_type(g2, x2))
+    return g2.T @ x2 if out is None else np.matmul(g2.T, x2, out=out)
+
+
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias`` as one node; ``weight`` is (out_features, in_features).
 
@@ -180,7 +187,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     def backward(g):
         g2 = g.reshape(-1, w.shape[0])
         gx = (g2 @ w).reshape(x.shape) if input.requires_grad else None
-        gw = g2.T @ x2 if weight.requires_grad else None
+        gw = _weight_grad(g2, x2, weight) if weight.requires_grad else None
         if bias is None:
             return gx, gw
         return gx, gw, g2.sum(axis=0) if bias.requires_grad else None
@@ -239,7 +246,7 @@ def _linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None, p: float = 
             g2 = np.ascontiguousarray(g2, dtype=z.dtype)
         gz = _core.relu_mask_backward(z, g2, scale)
         gx = (gz @ w).reshape(x.shape) if input.requires_grad else None
-        gw = gz.T @ x2 if weight.requires_grad else None
+        gw = _weight_grad(gz, x2, weight) if weight.requires_grad else None
         if bias is None:
             return gx, gw
         return gx, gw, gz.sum(axis=0) if bias.requires_grad else None
