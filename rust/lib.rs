@@ -9,9 +9,11 @@
 //! - [`parallel`]: the private rayon pool and index-preserving chunking.
 //! - [`dropout`]: element dropout forward / backward / in place.
 //! - [`variants`]: channel, alpha, Gaussian, DropBlock, DropPath, DropConnect.
+//! - [`epilogue`]: fused bias + ReLU (+ dropout) over a linear layer's output, and its backward.
 //! - `python` (feature `python`): the PyO3 binding, the only module that knows Python.
 
 pub mod dropout;
+pub mod epilogue;
 pub mod error;
 pub mod float;
 pub mod parallel;

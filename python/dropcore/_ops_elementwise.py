@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
 from . import _dtypes as D
 from . import _grad_mode as GM
 from .tensor import Tensor, _as_array, _dim_tuple, _make_op, _unbroadcast, _wrap
@@ -311,8 +312,19 @@ def relu(input: Tensor) -> Tensor:
     a = input._data
     if a.dtype == np.bool_:
         raise RuntimeError("\"clamp_min_cpu\" not implemented for 'Bool'")
-    out = np.maximum(a, a.dtype.type(0))
+    # NumPy 2.x's maximum with a scalar operand is not vectorised (~1 ns per element, 6x
+    # a copy); the Rust kernel gives the same values (NaN kept, -0.0 -> +0.0) in one pass.
+    out = _core.relu(a) if a.dtype in _RELU_FAST and _behaved(a) else np.maximum(a, a.dtype.type(0))
     return _make_op(out, (input,), lambda g: (_relu_backward(out, g),), "ReluBackward0", saved=(), saves_output=True)
+
+
+_RELU_FAST = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _behaved(a: np.ndarray) -> bool:
+    """Whether the Rust kernels can read ``a`` as one slice (C-contiguous, aligned, native)."""
+    flags = a.flags
+    return flags.c_contiguous and flags.aligned and a.dtype.isnative
 
 
 def _relu_backward(out: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -324,6 +336,8 @@ def _relu_backward(out: np.ndarray, g: np.ndarray) -> np.ndarray:
     """
     if g.dtype.kind != "f" or g.shape != out.shape:
         return np.where(out > 0, g, 0).astype(g.dtype, copy=False)
+    if g.dtype == out.dtype and g.dtype in _RELU_FAST and _behaved(g) and _behaved(out):
+        return _core.relu_mask_backward(out, g, 1.0)  # the same select, one pass
     bits = np.dtype(f"u{g.dtype.itemsize}")
     word = np.multiply(out > 0, np.iinfo(bits).max, dtype=bits)  # 1 -> all ones, 0 -> 0
     np.bitwise_and(word, np.ascontiguousarray(g).view(bits), out=word)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _core
 from . import _dtypes as D
-from .tensor import Tensor, _as_array, _dim_tuple, _make_op, _unbroadcast, _wrap
+from . import dropout as _dropout
+from .tensor import Tensor, _as_array, _dim_tuple, _make_op, _spare_grad, _unbroadcast, _wrap
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "outer", "norm"]
 
@@ -145,13 +147,8 @@ def norm(input: Tensor, p=2, dim=None, keepdim: bool = False, dtype=None) -> Ten
     return _make_op(np.asarray(out, dtype=a.dtype), (input,), backward, "NormBackward1")
 
 
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``input @ weight.T + bias`` as one node; ``weight`` is (out_features, in_features).
-
-    The GEMMs are NumPy's (its BLAS); the bias is added in place on the fresh product,
-    so the forward makes one pass over the output.
-    """
-    x, w = input._data, weight._data
+def _check_linear(x: np.ndarray, w: np.ndarray, bias: Tensor | None) -> None:
+    """PyTorch's errors for ``linear``: one dtype for input, weight and bias; matching sizes."""
     if x.dtype != w.dtype or (bias is not None and bias._data.dtype != w.dtype):
         raise RuntimeError(
             f"mat1 and mat2 must have the same dtype, but got {D.pytorch_name(x.dtype)} and {D.pytorch_name(w.dtype)}"
@@ -163,6 +160,23 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"mat1 and mat2 shapes cannot be multiplied ({'x'.join(map(str, (int(np.prod(x.shape[:-1])), x.shape[-1]) if x.ndim else ()))}"
             f" and {w.shape[1]}x{w.shape[0]})"
         )
+
+
+def _weight_grad(g2: np.ndarray, x2: np.ndarray, weight: Tensor) -> np.ndarray:
+    """``g2.T @ x2``, into the weight's recycled gradient buffer when it has one
+    (:func:`dropcore.tensor._release_grad`; the same product, the same values)."""
+    out = _spare_grad(weight, (g2.shape[1], x2.shape[1]), np.result_type(g2, x2))
+    return g2.T @ x2 if out is None else np.matmul(g2.T, x2, out=out)
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` as one node; ``weight`` is (out_features, in_features).
+
+    The GEMMs are NumPy's (its BLAS); the bias is added in place on the fresh product,
+    so the forward makes one pass over the output.
+    """
+    x, w = input._data, weight._data
+    _check_linear(x, w, bias)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
     out = x2 @ w.T
@@ -173,12 +187,71 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     def backward(g):
         g2 = g.reshape(-1, w.shape[0])
         gx = (g2 @ w).reshape(x.shape) if input.requires_grad else None
-        gw = g2.T @ x2 if weight.requires_grad else None
+        gw = _weight_grad(g2, x2, weight) if weight.requires_grad else None
         if bias is None:
             return gx, gw
         return gx, gw, g2.sum(axis=0) if bias.requires_grad else None
 
     return _make_op(out.reshape(*lead, w.shape[0]), parents, backward, "AddmmBackward0")
+
+
+_FUSABLE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None, p: float = 0.0, generator=None,
+                 inverted: bool = True):
+    """``dropout(relu(linear(input, weight, bias)), p)`` (training-mode dropout; ``p == 0``:
+    no dropout) as ONE node, bit-identical to the three ops and drawing the same words.
+
+    The forward is the GEMM, then one in-place pass of the Rust epilogue over its output
+    (bias, ReLU and the dropout mask together); the backward gets the gradient of the
+    GEMM output from the saved *output* alone (``y > 0 ? dy * s : 0``: kept and
+    positive), so no mask is stored and no random word is recomputed, then runs the
+    linear layer's three products exactly as :func:`linear` does. The node is named
+    after the last op, as the output's ``grad_fn`` is in PyTorch (``NativeDropoutBackward0``
+    or ``ReluBackward0``); its ``next_functions`` lead straight to the inputs.
+
+    Returns ``None`` (nothing drawn, nothing computed) for dtypes the kernels do not
+    serve (float32/float64 only): the caller then runs the ops one by one.
+    ``nn.Sequential`` calls this for ``Linear, ReLU[, Dropout]`` runs (see there).
+    """
+    x, w = input._data, weight._data
+    _check_linear(x, w, bias)
+    if x.dtype not in _FUSABLE:
+        return None
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    z = x2 @ w.T
+    if p > 0.0:
+        if bias is not None:
+            z += bias._data
+        gen = _dropout._resolve(generator)
+        n_words = _dropout._element_words(z.size)
+        seed, offset = gen.take(n_words)
+        try:
+            _core.relu_dropout_(z, p, seed, offset, inverted)
+        except BaseException:
+            gen._untake(seed, offset, n_words)
+            raise
+        scale = 1.0 / (1.0 - p) if inverted and p < 1.0 else 1.0
+        name = "NativeDropoutBackward0"
+    else:
+        _core.bias_relu_(z, None if bias is None else bias._data)
+        scale, name = 1.0, "ReluBackward0"
+    parents = (input, weight) if bias is None else (input, weight, bias)
+
+    def backward(g):
+        g2 = g.reshape(-1, w.shape[0])
+        if not (g2.flags.c_contiguous and g2.flags.aligned and g2.dtype.isnative):
+            g2 = np.ascontiguousarray(g2, dtype=z.dtype)
+        gz = _core.relu_mask_backward(z, g2, scale)
+        gx = (gz @ w).reshape(x.shape) if input.requires_grad else None
+        gw = _weight_grad(gz, x2, weight) if weight.requires_grad else None
+        if bias is None:
+            return gx, gw
+        return gx, gw, gz.sum(axis=0) if bias.requires_grad else None
+
+    return _make_op(z.reshape(*lead, w.shape[0]), parents, backward, name, saves_output=True)
 
 
 def _bind() -> None:

@@ -22,6 +22,7 @@ backward beside it and bound here as a method.
 
 from __future__ import annotations
 
+import sys
 import weakref
 from typing import Any, Callable, Sequence
 
@@ -699,6 +700,60 @@ def _broadcastable(a, b) -> bool:
         return False
 
 
+# ----------------------------------------------------------------------------- gradient buffers
+# ``zero_grad(set_to_none=True)`` drops every ``.grad``; the next backward allocates them
+# again. For the d2l MLP that is 1 MB per step, and glibc hands such blocks back to the
+# kernel and faults them in again (measured on the 2-core Zen 1 machine: ~550 page
+# faults and 8 brk calls per training step; none with the buffers kept). So a dropped
+# gradient array that nothing else can reach is kept aside for its tensor, and the
+# backward of ``linear`` writes the weight gradient into it (``np.matmul(out=)``, the
+# same BLAS call and the same values). "Nothing else can reach it": only the ``.grad``
+# Tensor refers to the array and only ``.grad`` to that Tensor (reference counts,
+# compared with the counts of a freshly made Tensor on the same code path, so any
+# interpreter that counts differently simply never recycles); a view, a ``.numpy()``
+# result or a Python variable holding either keeps the array out of reach.
+# (Keyed by id with a weak reference: Tensor's ``==`` is elementwise, so a
+# WeakKeyDictionary cannot compare its keys; the entry goes when the tensor does.)
+_SPARE_GRADS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+_SPARE_MIN_BYTES = 1 << 16  # smaller blocks come from malloc's free lists: nothing to save
+
+
+def _ref_counts(g: "Tensor") -> tuple[int, int]:
+    arr = g._data
+    return sys.getrefcount(g), sys.getrefcount(arr)
+
+
+def _fresh_ref_counts() -> tuple[int, int]:
+    g = _wrap(np.empty(1))
+    return _ref_counts(g)
+
+
+def _release_grad(t: "Tensor") -> None:
+    """``t.grad = None``, keeping the array for ``t``'s next gradient if only ``.grad`` held it."""
+    g = t.grad
+    t.grad = None
+    if g is None or type(g) is not Tensor:
+        return
+    arr = g._data
+    if arr.nbytes >= _SPARE_MIN_BYTES and arr.base is None and arr.flags.c_contiguous and arr.flags.writeable:
+        del arr
+        if _ref_counts(g) == _FRESH_REF_COUNTS:
+            key = id(t)
+            _SPARE_GRADS[key] = (weakref.ref(t, lambda _, key=key: _SPARE_GRADS.pop(key, None)), g._data)
+
+
+def _spare_grad(t: "Tensor", shape: tuple, dtype) -> np.ndarray | None:
+    """The array :func:`_release_grad` kept for ``t``, if ``t`` has no gradient yet and it
+    fits ``shape`` and ``dtype`` (it leaves the pool either way)."""
+    if t.grad is not None or not _SPARE_GRADS:
+        return None
+    entry = _SPARE_GRADS.pop(id(t), None)
+    if entry is None or entry[0]() is not t:
+        return None
+    arr = entry[1]
+    return arr if arr.shape == shape and arr.dtype == dtype else None
+
+
 def is_tensor(obj: Any) -> bool:
     """``True`` if ``obj`` is a dropcore Tensor."""
     return isinstance(obj, Tensor)
@@ -711,6 +766,8 @@ def numel(input: Tensor) -> int:
 
 # The operations bind themselves to Tensor as methods when their modules load.
 from . import _creation, _ops_elementwise, _ops_linalg, _ops_shape  # noqa: E402,F401
+
+_FRESH_REF_COUNTS = _fresh_ref_counts()
 
 # Names other dropcore modules import from here (package-internal compatibility).
 from ._creation import _uniform_from, randn  # noqa: E402,F401

@@ -28,6 +28,7 @@ use pyo3::prelude::*;
 use crate::{EngineError, Real};
 
 mod dropout;
+mod epilogue;
 mod variants;
 
 impl From<EngineError> for PyErr {
@@ -294,5 +295,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     dropout::register(m)?;
     variants::register(m)?;
+    epilogue::register(m)?;
     Ok(())
 }

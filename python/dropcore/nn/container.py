@@ -11,6 +11,7 @@ import operator
 from collections import OrderedDict
 from typing import Any, Iterable, Iterator, Mapping
 
+from ..tensor import Tensor
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict"]
@@ -75,6 +76,58 @@ class _ModuleSequence(Module):
         self._renumber(items)
 
 
+_TYPES: tuple = ()
+
+
+def _types() -> tuple:
+    """``(Linear, ReLU, Dropout, _linear_relu, _check_p)``, imported on first use (their
+    modules import this one)."""
+    global _TYPES
+    if not _TYPES:
+        from .._ops_linalg import _linear_relu
+        from ..dropout import _check_p
+        from .activation import ReLU
+        from .dropout import Dropout
+        from .linear import Linear
+
+        _TYPES = (Linear, ReLU, Dropout, _linear_relu, _check_p)
+    return _TYPES
+
+
+def _plain(m: Module) -> bool:
+    """A module called as its class defines it: no forward hooks, no instance ``forward``
+    (``dropcore.mc`` wraps stochastic modules that way)."""
+    d = m.__dict__
+    return not d.get("_forward_pre_hooks") and not d.get("_forward_hooks") and "forward" not in d
+
+
+def _fused_run(mods: list, i: int, input: Tensor):
+    """``(output, next index)`` for the run ``Linear, ReLU`` or ``Linear, ReLU, Dropout``
+    starting at ``mods[i]``, fused into one node (:func:`dropcore._ops_linalg._linear_relu`),
+    or None to run the modules one by one.
+
+    Fused only where nothing can tell the difference: the exact classes (a subclass may
+    override ``forward``), no hooks; the Dropout only while training with ``p > 0`` and
+    when a ``Linear`` follows it (that Linear saves the Dropout's output for its own
+    backward, as the fused node does, so an in-place change of it fails the same way
+    fused or not). The values, the gradients and the words drawn are the unfused ones.
+    """
+    linear_t, relu_t, dropout_t, _linear_relu, _check_p = _types()
+    lin, act = mods[i], mods[i + 1]
+    if type(act) is not relu_t or not _plain(lin) or not _plain(act):
+        return None
+    k, n = i + 2, len(mods)
+    if k + 1 < n and type(mods[k]) is dropout_t and type(mods[k + 1]) is linear_t and mods[k].training \
+            and _plain(mods[k]):
+        d = mods[k]
+        p = _check_p(d.p)
+        if p > 0.0:
+            out = _linear_relu(input, lin.weight, lin.bias, p, d.generator, d.inverted)
+            return None if out is None else (out, k + 1)
+    out = _linear_relu(input, lin.weight, lin.bias)
+    return None if out is None else (out, k)
+
+
 class Sequential(_ModuleSequence):
     """Modules applied in order: ``Sequential(Linear(784, 256), ReLU(), ...)`` or
     ``Sequential(OrderedDict([("fc", Linear(4, 2)), ...]))``.
@@ -95,8 +148,20 @@ class Sequential(_ModuleSequence):
                 self.append(m)
 
     def forward(self, input: Any) -> Any:
-        for m in self._modules.values():
+        """Each module in turn; runs of ``Linear, ReLU`` (and ``Linear, ReLU, Dropout``
+        followed by a ``Linear``) run fused (see :func:`_fused_run`): same values, same
+        gradients, same random words, fewer passes."""
+        mods = list(self._modules.values())
+        n, i = len(mods), 0
+        while i < n:
+            m = mods[i]
+            if i + 1 < n and type(m) is _types()[0] and isinstance(input, Tensor):
+                fused = _fused_run(mods, i, input)
+                if fused is not None:
+                    input, i = fused
+                    continue
             input = m(input)
+            i += 1
         return input
 
     def _slice(self, idx: slice) -> "Sequential":

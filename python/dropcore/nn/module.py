@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 import numpy as np
 
 from .._device import check_device, device
-from ..tensor import Tensor
+from ..tensor import Tensor, _release_grad
 
 __all__ = ["Module", "Parameter", "RemovableHandle"]
 
@@ -289,7 +289,7 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
             if set_to_none:
-                p.grad = None
+                _release_grad(p)  # p.grad = None; the array may serve the next backward
             elif p.grad is not None:
                 p.grad._data[...] = 0
 

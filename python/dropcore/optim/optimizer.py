@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..tensor import Tensor, enable_grad
+from ..tensor import Tensor, _release_grad, enable_grad
 
 __all__ = ["Optimizer", "required"]
 
@@ -148,7 +148,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none:
-                    p.grad = None
+                    _release_grad(p)  # p.grad = None; the array may serve the next backward
                 elif p.grad is not None:
                     p.grad._data[...] = 0
 
