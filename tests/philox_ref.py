@@ -129,11 +129,9 @@ def _f32(bits: int) -> np.float32:
     return np.array([bits], dtype=np.uint32).view(np.float32)[0]
 
 
-# Cephes logf (x = m - 1, m in [sqrt(1/2), sqrt(2))), as float32 bit patterns:
-# 7.0376836e-2, -1.1514610e-1, 1.1676999e-1, -1.2420141e-1, 1.4249323e-1, -1.6668057e-1,
-# 2.0000714e-1, -2.4999994e-1, 3.3333331e-1; ln 2 = 0.693359375 - 2.12194440e-4.
-_LN = [_f32(b) for b in (0x3D9021BB, 0xBDEBD1B8, 0x3DEF251B, 0xBDFE5D4F, 0x3E11E9BF, 0xBE2AAE50,
-                         0x3E4CCEAC, 0xBE7FFFFC, 0x3EAAAAAA)]
+# ln m = 2 atanh(s), s = (m - 1) / (m + 1): 2s + (2s t) g(t), t = s^2, g's float32
+# coefficients 0.33333388, 0.19988769, 0.14935890; ln 2 = 0.693359375 - 2.12194440e-4.
+_G = [_f32(b) for b in (0x3EAAAABD, 0x3E4CAF5C, 0x3E18F18A)]
 _LN2_LO, _LN2_HI = _f32(0xB95E8083), _f32(0x3F318000)
 # Cephes sinf / cosf on [0, pi/4]: -1.9515296e-4, 8.332161e-3, -1.6666655e-1 and
 # 2.4433157e-5, -1.3887316e-3, 4.1666646e-2.
@@ -144,28 +142,20 @@ _MANT = np.uint32(0x7FFFFF)
 
 
 def ln_f32(u: np.ndarray) -> np.ndarray:
-    """ln(u) for float32 u in [2^-32, 1]: exponent/mantissa split, then the polynomial
-    evaluated in Estrin's order (the engine's)."""
+    """ln(u) for float32 u in [2^-32, 1]: u = m 2^e with m in [sqrt(1/2), sqrt(2)) by bit
+    operations, then the atanh series of m after one division."""
     u = np.asarray(u, dtype=np.float32)
     bits = u.view(np.uint32)
-    big = (bits & _MANT) > np.uint32(0x3504F3)
+    big = (bits & _MANT) > np.uint32(0x3504F3)  # m > float32(sqrt 2): halve m
     e = (bits >> np.uint32(23)).astype(np.int32) - np.int32(127) + big.astype(np.int32)
     m = ((bits & _MANT) | np.where(big, np.uint32(0x3F000000), np.uint32(0x3F800000))).view(np.float32)
     f = np.float32
-    x = m - f(1)
-    z = x * x
-    z2 = z * z
-    c8, c7, c6, c5, c4, c3, c2, c1, c0 = _LN  # c0 is the x^0 coefficient of p
-    p01 = c0 + c1 * x
-    p23 = c2 + c3 * x
-    p45 = c4 + c5 * x
-    p67 = c6 + c7 * x
-    q0 = p01 + p23 * z
-    q1 = p45 + p67 * z
-    p = q0 + (q1 + c8 * z2) * z2
+    s = (m - f(1)) / (m + f(1))
+    a = s * f(2)
+    t = s * s
+    g = (_G[2] * t + _G[1]) * t + _G[0]
     ef = e.astype(np.float32)
-    y = (p * (x * z) + ef * _LN2_LO) - f(0.5) * z
-    return (x + y) + ef * _LN2_HI
+    return ef * _LN2_HI + (ef * _LN2_LO + (a + (a * t) * g))
 
 
 def sin_cos_f32(psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

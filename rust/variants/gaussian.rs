@@ -5,10 +5,10 @@
 //! element `2k` takes `r cos(theta)`, element `2k + 1` takes `r sin(theta)`, with
 //! `r = sqrt(-2 ln u)`, `u = (f32(w1 >> 1) + 1/2) 2^-31` in (0, 1] (the top 31 bits
 //! of `w1`: the tail reaches |z| = 6.66), and `theta = ((w2 >> 6) + 1/2) 2 pi / 2^26`
-//! (see [`normal_pair`]): our own `ln`, `sin` and `cos` polynomials (Cephes' float32
-//! ones), no division. Everything is float32 arithmetic in a fixed order of IEEE
-//! operations (`+ - * sqrt`, integer bit operations, no FMA, no libm), so the scalar,
-//! AVX2 and AVX-512 builds give the same bits. Gaussian dropout multiplies by
+//! (see [`normal_pair`]): our own `ln` (an atanh series after one division) and `sin`,
+//! `cos` polynomials (Cephes' float32 ones). Everything is float32 arithmetic in a
+//! fixed order of IEEE operations (`+ - * / sqrt`, integer bit operations, no FMA, no
+//! libm), so the scalar, AVX2 and AVX-512 builds give the same bits. Gaussian dropout multiplies by
 //! `1 + sigma z` with `sigma = sqrt(p / (1 - p))`, so its noise has mean 1 and
 //! variance `p / (1 - p)`, as Bernoulli dropout's `keep / (1 - p)` does; the additive
 //! form adds `stddev z`. Both are computed in the input's dtype (`z` widened exactly
@@ -31,35 +31,42 @@ const QUARTER_PI_M24: f32 = std::f32::consts::FRAC_PI_4 / 16_777_216.0;
 /// Low 23 bits.
 const MANT: u32 = 0x007f_ffff;
 
-/// `ln(u)` for float32 `u` in `[2^-33, 1]` (normal numbers), without a division:
-/// `u = m 2^e` with `m` in [sqrt(1/2), sqrt(2)) by bit operations, then Cephes'
-/// `logf` polynomial in `x = m - 1` (exact by Sterbenz) and its two-part `ln 2`.
-/// The degree-8 polynomial is evaluated by Estrin's scheme (short dependency chains:
-/// the vector loop is latency-bound with Horner's). Within 2 ulp of the correctly
-/// rounded value (tested against libm).
+/// `ATANH_G[k]`: near-minimax coefficients (weighted Lawson fit, rounded to float32) of
+/// `g(t) = (atanh(sqrt t) / sqrt t - 1) / t ~ 1/3 + t/5 + t^2/7` on
+/// `t = s^2 <= ((sqrt 2 - 1) / (sqrt 2 + 1))^2 = 0.0294`; relative error of
+/// `2s (1 + t g(t))` below 1e-9 before rounding.
+const ATANH_G: [u32; 3] = [0x3eaa_aabd, 0x3e4c_af5c, 0x3e18_f18a]; // 0.33333388, 0.19988769, 0.14935890
+/// `ln 2 = LN2_HI + LN2_LO`, `LN2_HI = 0.693359375` (9 bits: `e LN2_HI` is exact).
+const LN2_HI: f32 = 0.693_359_375;
+#[allow(clippy::excessive_precision)] // Cephes' split of ln 2, digits as published
+const LN2_LO: f32 = -2.121_944_4e-4;
+
+/// The split `u = m 2^(e - bias)` with `m` in [sqrt(1/2), sqrt(2)), by bit operations.
 #[inline(always)]
-#[allow(clippy::excessive_precision)] // Cephes' coefficients, digits as published
-pub fn ln_f32(u: f32) -> f32 {
-    let bits = u.to_bits();
+fn split(t: f32, bias: i32) -> (f32, f32) {
+    let bits = t.to_bits();
     // m > sqrt(2) (float32 1.41421354 = 0x3fb504f3) iff the mantissa bits exceed sqrt(2)'s;
     // then m / 2, with the exponent one higher.
     let big = (bits & MANT) > 0x0035_04f3;
-    let e = ((bits >> 23) as i32) - 127 + big as i32;
+    let e = ((bits >> 23) as i32) - (127 + bias) + big as i32;
     let m = f32::from_bits((bits & MANT) | if big { 0x3f00_0000 } else { 0x3f80_0000 });
-    let x = m - 1.0;
-    let z = x * x;
-    let z2 = z * z;
-    let p01 = 3.333_333_1e-1 + -2.499_999_4e-1 * x;
-    let p23 = 2.000_071_4e-1 + -1.666_805_8e-1 * x;
-    let p45 = 1.424_932_3e-1 + -1.242_014_1e-1 * x;
-    let p67 = 1.167_699_9e-1 + -1.151_461e-1 * x;
-    let q0 = p01 + p23 * z;
-    let q1 = p45 + p67 * z;
-    let p = q0 + (q1 + 7.037_683_6e-2 * z2) * z2;
-    // ln m = x - x^2/2 + x^3 p(x); e ln 2 with ln 2 = 0.693359375 - 2.12194440e-4
-    let ef = e as f32;
-    let y = (p * (x * z) + ef * -2.121_944_4e-4) - 0.5 * z;
-    (x + y) + ef * 0.693_359_375
+    (m, e as f32)
+}
+
+/// `ln(u)` for float32 `u` in `[2^-32, 1]` (normal numbers): `u = m 2^e` with `m` in
+/// [sqrt(1/2), sqrt(2)), `s = (m - 1) / (m + 1)` (`|s| <= 0.1716`), `t = s^2`,
+/// `ln m = 2 atanh(s) = 2s + (2s t) g(t)` with [`ATANH_G`], then
+/// `e LN2_HI + (e LN2_LO + ln m)`. One division replaces a degree-8 polynomial: on
+/// Zen 1 the divider is idle while the FP pipes are the bottleneck. Within 2 ulp of
+/// the correctly rounded value (tested against libm).
+#[inline(always)]
+pub fn ln_f32(u: f32) -> f32 {
+    let (m, ef) = split(u, 0);
+    let s = (m - 1.0) / (m + 1.0);
+    let a = s * 2.0;
+    let t = s * s;
+    let g = (f32::from_bits(ATANH_G[2]) * t + f32::from_bits(ATANH_G[1])) * t + f32::from_bits(ATANH_G[0]);
+    ef * LN2_HI + (ef * LN2_LO + (a + (a * t) * g))
 }
 
 /// `(sin psi, cos psi)` for `psi` in [0, pi/4]: Cephes' `sinf`/`cosf` polynomials
@@ -74,33 +81,18 @@ pub fn sin_cos_f32(psi: f32) -> (f32, f32) {
 
 /// `-2 ln(u)` for the radius word `w1`: `u = (f32(w1 >> 1) + 0.5) 2^-31` (its top 31
 /// bits, so `u >= 2^-32` and `|z| <= 6.66`), equal bit for bit to `-2 * ln_f32(u) + 0`
-/// (the `+ 0` makes it +0 rather than -0 at `u = 1`):
-/// the same operations on values scaled by powers of two (exact), the `2^-31` folded
-/// into the exponent and the `-2` into the coefficients, which saves three multiplies
-/// a pair.
+/// (the `+ 0` makes it +0 rather than -0 at `u = 1`): the same operations on values
+/// scaled by powers of two (exact), the `2^-31` folded into the exponent and the `-2`
+/// into the constants.
 #[inline(always)]
-#[allow(clippy::excessive_precision)] // Cephes' coefficients, digits as published
 pub fn radius_sq(w1: u32) -> f32 {
     // t = u 2^31 in (0, 2^31): its exponent is e + 31
-    let t = ((w1 >> 1) as i32 as f32) + 0.5;
-    let bits = t.to_bits();
-    let big = (bits & MANT) > 0x0035_04f3;
-    let e = ((bits >> 23) as i32) - (127 + 31) + big as i32;
-    let m = f32::from_bits((bits & MANT) | if big { 0x3f00_0000 } else { 0x3f80_0000 });
-    let x = m - 1.0;
-    let z = x * x;
-    let z2 = z * z;
-    // ln_f32's coefficients times -2
-    let p01 = -2.0 * 3.333_333_1e-1 + (-2.0 * -2.499_999_4e-1) * x;
-    let p23 = -2.0 * 2.000_071_4e-1 + (-2.0 * -1.666_805_8e-1) * x;
-    let p45 = -2.0 * 1.424_932_3e-1 + (-2.0 * -1.242_014_1e-1) * x;
-    let p67 = -2.0 * 1.167_699_9e-1 + (-2.0 * -1.151_461e-1) * x;
-    let q0 = p01 + p23 * z;
-    let q1 = p45 + p67 * z;
-    let p = q0 + (q1 + (-2.0 * 7.037_683_6e-2) * z2) * z2;
-    let ef = e as f32;
-    let y = (p * (x * z) + ef * (-2.0 * -2.121_944_4e-4)) + z; // -2 (-z/2) = z
-    (x * -2.0 + y) + ef * (-2.0 * 0.693_359_375)
+    let (m, ef) = split(((w1 >> 1) as i32 as f32) + 0.5, 31);
+    let s = (m - 1.0) / (m + 1.0);
+    let a = s * -4.0; // -2 (2s)
+    let t = s * s;
+    let g = (f32::from_bits(ATANH_G[2]) * t + f32::from_bits(ATANH_G[1])) * t + f32::from_bits(ATANH_G[0]);
+    ef * (-2.0 * LN2_HI) + (ef * (-2.0 * LN2_LO) + (a + (a * t) * g))
 }
 
 /// The two standard normal variates `(r cos theta, r sin theta)` of the words
