@@ -440,6 +440,18 @@ pub(crate) mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2")]
         pub fn rows(&mut self, first_block: u64) -> [__m256i; ROWS] {
+            // SAFETY: this function enables AVX2.
+            unsafe { self.rows_inline(first_block) }
+        }
+
+        /// [`Keys::rows`], always inlined (the word fill calls it four times per step,
+        /// more than the inliner accepts for a `#[target_feature]` function, and an
+        /// out-of-line call costs a `vzeroupper` and a round trip through memory).
+        ///
+        /// # Safety
+        /// AVX2 is available.
+        #[inline(always)]
+        unsafe fn rows_inline(&mut self, first_block: u64) -> [__m256i; ROWS] {
             let zero = _mm256_setzero_si256();
             let (mut c0, mut c1, mut c2, mut c3) = ([zero; GROUPS], [zero; GROUPS], [zero; GROUPS], [zero; GROUPS]);
             let m0 = _mm256_set1_epi32(PHILOX_M0 as i32);
@@ -510,7 +522,8 @@ pub(crate) mod avx2 {
     #[target_feature(enable = "avx2")]
     fn step(keys: &mut Keys, first_block: u64, out: &mut [u32; BLOCK]) {
         for (h, dst) in out.chunks_exact_mut(8 * ROWS).enumerate() {
-            let rows = keys.rows(first_block.wrapping_add((h * STEP_BLOCKS) as u64));
+            // SAFETY: this function enables AVX2.
+            let rows = unsafe { keys.rows_inline(first_block.wrapping_add((h * STEP_BLOCKS) as u64)) };
             for (q, v) in rows.iter().enumerate() {
                 // SAFETY: row q covers words 8q .. 8q + 8 <= 8 * ROWS of `dst`.
                 unsafe { _mm256_storeu_si256(dst.as_mut_ptr().add(8 * q) as *mut __m256i, *v) };
