@@ -347,3 +347,28 @@ def test_plain_cross_entropy_leaves_the_other_cases_to_the_general_rule():
         losses.cross_entropy(z, np.array([0, 1, 2, 3]))
     loss = losses.cross_entropy(z, np.array([0, 1, 2, 1]), ignore_index=1)
     assert loss.item() == pytest.approx(np.log(3))
+
+
+@pytest.mark.parametrize("tail", [True, False])
+def test_inference_buffers_never_reach_the_caller(tail):
+    """With grad mode off, a fused run's output that the next Linear consumes goes into a
+    buffer kept by the Sequential; results handed out must stay fresh and unchanged."""
+    model = _mlp(np.float32, tail=tail)
+    model.eval()
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal((40, 12)).astype(np.float32) for _ in range(3)]
+    with dropcore.no_grad():
+        outs = [model(Tensor(x)) for x in xs]
+        again = [model(Tensor(x)) for x in xs]
+    for x, a, b in zip(xs, outs, again):
+        np.testing.assert_array_equal(a._data, _chain(model)(Tensor(x))._data)
+        np.testing.assert_array_equal(a._data, b._data)
+        assert not np.shares_memory(a._data, b._data)
+    assert not np.shares_memory(outs[0]._data, outs[1]._data)
+    model.train()  # training with grad mode off: dropout folded, the same words as the chain
+    with dropcore.no_grad():
+        dropcore.manual_seed(3)
+        a = model(Tensor(xs[0]))
+        dropcore.manual_seed(3)
+        b = _chain(model)(Tensor(xs[0]))
+    np.testing.assert_array_equal(a._data, b._data)
