@@ -304,3 +304,71 @@ def test_recycled_gradient_buffers_give_the_same_training(zero):
     del w
     gc.collect()
     assert key not in _SPARE_GRADS and spares() == 1  # dropped with its tensor
+
+
+# ----------------------------------------------------------------------------- plain cross-entropy
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("tdtype", [np.int64, np.int32, "tensor"])
+def test_plain_cross_entropy_is_the_general_rule_bit_for_bit(monkeypatch, dtype, reduction, tdtype):
+    from dropcore import losses
+
+    rng = np.random.default_rng(5)
+    z = (rng.standard_normal((64, 10)) * 4).astype(dtype)
+    z[3, 2] = np.inf
+    z[5] = -np.inf
+    t = rng.integers(0, 10, 64)
+    t = Tensor(t) if tdtype == "tensor" else t.astype(tdtype)
+
+    def run():
+        zt = Tensor(z.copy(), requires_grad=True)
+        with np.errstate(all="ignore"):
+            loss = losses.cross_entropy(zt, t, reduction=reduction)
+            (loss * 1.7).backward()
+        return loss._data, zt.grad._data, loss.grad_fn.name()
+
+    fast = run()
+    monkeypatch.setattr(losses, "_cross_entropy_plain", lambda *a: None)
+    general = run()
+    np.testing.assert_array_equal(fast[0], general[0])
+    np.testing.assert_array_equal(fast[1], general[1])
+    assert fast[2] == general[2] == "CrossEntropyLossBackward0"
+
+
+def test_plain_cross_entropy_leaves_the_other_cases_to_the_general_rule():
+    from dropcore import losses
+
+    z = Tensor(np.zeros((4, 3), np.float32), requires_grad=True)
+    assert losses._cross_entropy_plain(z, z._data, np.array([0, 1, 2, 3]), -100, "mean") is None  # out of range
+    assert losses._cross_entropy_plain(z, z._data, np.array([0, 1, 2, 1]), 1, "mean") is None  # an ignored one
+    assert losses._cross_entropy_plain(z, z._data, np.array([0.0, 1, 2, 1]), -100, "mean") is None  # probabilities
+    assert losses._cross_entropy_plain(z, z._data, np.array([0, 1]), -100, "mean") is None  # wrong length
+    with pytest.raises(IndexError, match="Target 3 is out of bounds"):
+        losses.cross_entropy(z, np.array([0, 1, 2, 3]))
+    loss = losses.cross_entropy(z, np.array([0, 1, 2, 1]), ignore_index=1)
+    assert loss.item() == pytest.approx(np.log(3))
+
+
+@pytest.mark.parametrize("tail", [True, False])
+def test_inference_buffers_never_reach_the_caller(tail):
+    """With grad mode off, a fused run's output that the next Linear consumes goes into a
+    buffer kept by the Sequential; results handed out must stay fresh and unchanged."""
+    model = _mlp(np.float32, tail=tail)
+    model.eval()
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal((40, 12)).astype(np.float32) for _ in range(3)]
+    with dropcore.no_grad():
+        outs = [model(Tensor(x)) for x in xs]
+        again = [model(Tensor(x)) for x in xs]
+    for x, a, b in zip(xs, outs, again):
+        np.testing.assert_array_equal(a._data, _chain(model)(Tensor(x))._data)
+        np.testing.assert_array_equal(a._data, b._data)
+        assert not np.shares_memory(a._data, b._data)
+    assert not np.shares_memory(outs[0]._data, outs[1]._data)
+    model.train()  # training with grad mode off: dropout folded, the same words as the chain
+    with dropcore.no_grad():
+        dropcore.manual_seed(3)
+        a = model(Tensor(xs[0]))
+        dropcore.manual_seed(3)
+        b = _chain(model)(Tensor(xs[0]))
+    np.testing.assert_array_equal(a._data, b._data)

@@ -199,7 +199,7 @@ _FUSABLE = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None, p: float = 0.0, generator=None,
-                 inverted: bool = True):
+                 inverted: bool = True, out: np.ndarray | None = None):
     """``dropout(relu(linear(input, weight, bias)), p)`` (training-mode dropout; ``p == 0``:
     no dropout) as ONE node, bit-identical to the three ops and drawing the same words.
 
@@ -211,6 +211,9 @@ def _linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None, p: float = 
     after the last op, as the output's ``grad_fn`` is in PyTorch (``NativeDropoutBackward0``
     or ``ReluBackward0``); its ``next_functions`` lead straight to the inputs.
 
+    ``out``: a C-contiguous ``(rows, out_features)`` array of the input's dtype for the
+    GEMM to write into (``np.matmul(out=)``: the same product), else a new array.
+
     Returns ``None`` (nothing drawn, nothing computed) for dtypes the kernels do not
     serve (float32/float64 only): the caller then runs the ops one by one.
     ``nn.Sequential`` calls this for ``Linear, ReLU[, Dropout]`` runs (see there).
@@ -221,7 +224,7 @@ def _linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None, p: float = 
         return None
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
-    z = x2 @ w.T
+    z = x2 @ w.T if out is None else np.matmul(x2, w.T, out=out)
     if p > 0.0:
         if bias is not None:
             z += bias._data

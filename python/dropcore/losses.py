@@ -161,6 +161,36 @@ def _class_reduce(per: np.ndarray, denom, reduction: str, batch_shape):
     return value, lambda g: np.full(per.shape, np.asarray(g, per.dtype) * float(1.0 / denom) if denom else np.nan, per.dtype)
 
 
+def _cross_entropy_plain(input: Tensor, z: np.ndarray, target, ignore_index: int, reduction: str):
+    """:func:`cross_entropy` of ``(N, C)`` logits at in-range class indices ``(N,)``, none
+    ignored, no weight, no smoothing, ``'mean'`` or ``'sum'``: the general rule's values
+    and gradient bit for bit (the same NumPy operations on the same arrays; the target
+    weights are all 1, so ``q`` is one-hot and ``p * sum(q) - q`` is ``p`` minus 1 at the
+    target) without its bookkeeping. None when the case is not that one."""
+    t = target._data if isinstance(target, Tensor) else target
+    m, c = z.shape
+    if not isinstance(t, np.ndarray) or t.dtype.kind not in "iu" or t.shape != (m,) or m == 0 or z.dtype.kind != "f":
+        return None
+    if t.min() < 0 or t.max() >= c or (0 <= ignore_index < c and (t == ignore_index).any()):
+        return None  # the general path raises (out of range) or skips (ignored) as documented
+    shifted = z - z.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(m)
+    per = z.dtype.type(-1.0) * logp[rows, t]  # as -(1 - eps) * weight * logp with weight 1
+    if reduction == "mean":
+        value = z.dtype.type(per.sum(dtype=np.float64) / np.float64(m))
+    else:
+        value = per.sum(dtype=per.dtype)
+
+    def backward(g):
+        gz = np.exp(logp)
+        gz[rows, t] -= 1
+        gz *= np.asarray(g, z.dtype) * float(1.0 / m) if reduction == "mean" else np.asarray(g, z.dtype)
+        return (gz,)
+
+    return _make_op(np.asarray(value), (input,), backward, "CrossEntropyLossBackward0")
+
+
 def cross_entropy(
     input: Tensor,
     target,
@@ -190,6 +220,10 @@ def cross_entropy(
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     z = input._data
+    if weight is None and not label_smoothing and reduction != "none" and z.ndim == 2:
+        plain = _cross_entropy_plain(input, z, target, ignore_index, reduction)
+        if plain is not None:
+            return plain
     rows, batch_shape = _classes_last(z)
     shifted = rows - rows.max(axis=1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))

@@ -8,9 +8,14 @@ PyTorch's.
 from __future__ import annotations
 
 import operator
+import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Iterable, Iterator, Mapping
 
+import numpy as np
+
+from .. import _grad_mode as GM
 from ..tensor import Tensor
 from .module import Module
 
@@ -101,7 +106,7 @@ def _plain(m: Module) -> bool:
     return not d.get("_forward_pre_hooks") and not d.get("_forward_hooks") and "forward" not in d
 
 
-def _fused_run(mods: list, i: int, input: Tensor):
+def _fused_run(mods: list, i: int, input: Tensor, out=None):
     """``(output, next index)`` for the run ``Linear, ReLU`` or ``Linear, ReLU, Dropout``
     starting at ``mods[i]``, fused into one node (:func:`dropcore._ops_linalg._linear_relu`),
     or None to run the modules one by one.
@@ -122,10 +127,61 @@ def _fused_run(mods: list, i: int, input: Tensor):
         d = mods[k]
         p = _check_p(d.p)
         if p > 0.0:
-            out = _linear_relu(input, lin.weight, lin.bias, p, d.generator, d.inverted)
-            return None if out is None else (out, k + 1)
-    out = _linear_relu(input, lin.weight, lin.bias)
-    return None if out is None else (out, k)
+            if out is not None and not _plain(mods[k + 1]):
+                out = None
+            y = _linear_relu(input, lin.weight, lin.bias, p, d.generator, d.inverted, out)
+            return None if y is None else (y, k + 1)
+    if k < n and type(mods[k]) is dropout_t and _plain(mods[k]) and (
+            _check_p(mods[k].p) == 0.0 or (not mods[k].training and mods[k].inverted)):
+        k += 1  # an identity Dropout (eval, or p == 0) would hand back this very tensor
+    if out is not None and not (k < n and type(mods[k]) is linear_t and _plain(mods[k])):
+        out = None  # only a plain Linear next may read a pooled output
+    y = _linear_relu(input, lin.weight, lin.bias, out=out)
+    return None if y is None else (y, k)
+
+
+# Inference (grad mode off) writes the GEMM output of a fused run that a Linear consumes
+# next into one of two buffers kept per Sequential (alternating, so a run never writes
+# its own input), instead of a fresh array each call: a fresh block of this size is
+# mmapped by glibc and faulted in page by page (the d2l MLP at batch 8192: two 8 MiB
+# outputs, ~1000 page faults per call). Nothing else can see such an output: no node
+# records it with grad mode off, the next module is a plain Linear that only reads it,
+# and the Sequential's own result is always a new array. One forward at a time uses the
+# buffers (a non-blocking lock: a concurrent forward allocates as before); buffers
+# over ``_POOL_MAX_BYTES`` are not kept.
+_POOLS: "weakref.WeakKeyDictionary[Module, list]" = weakref.WeakKeyDictionary()
+_POOL_LOCK = threading.Lock()
+_POOL_MAX_BYTES = 1 << 25
+
+
+def _pool_buffer(pool: list, slot: int, shape: tuple, dtype) -> Any:
+    buf = pool[slot]
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        if int(np.prod(shape)) * dtype.itemsize > _POOL_MAX_BYTES:
+            return None
+        buf = pool[slot] = np.empty(shape, dtype)
+    return buf
+
+
+def _run(mods: list, input: Any, pool: list | None) -> Any:
+    n, i, slot = len(mods), 0, 0
+    linear_t = _types()[0]
+    while i < n:
+        m = mods[i]
+        if i + 1 < n and type(m) is linear_t and isinstance(input, Tensor):
+            out = None
+            if pool is not None:
+                w, x = m.weight._data, input._data
+                if x.ndim >= 1 and x.dtype == w.dtype and w.ndim == 2:
+                    out = _pool_buffer(pool, slot, (int(np.prod(x.shape[:-1])), w.shape[0]), x.dtype)
+            fused = _fused_run(mods, i, input, out)
+            if fused is not None:
+                input, i = fused
+                slot ^= out is not None
+                continue
+        input = m(input)
+        i += 1
+    return input
 
 
 class Sequential(_ModuleSequence):
@@ -152,17 +208,12 @@ class Sequential(_ModuleSequence):
         followed by a ``Linear``) run fused (see :func:`_fused_run`): same values, same
         gradients, same random words, fewer passes."""
         mods = list(self._modules.values())
-        n, i = len(mods), 0
-        while i < n:
-            m = mods[i]
-            if i + 1 < n and type(m) is _types()[0] and isinstance(input, Tensor):
-                fused = _fused_run(mods, i, input)
-                if fused is not None:
-                    input, i = fused
-                    continue
-            input = m(input)
-            i += 1
-        return input
+        if not GM._state.enabled and len(mods) > 2 and _POOL_LOCK.acquire(blocking=False):
+            try:
+                return _run(mods, input, _POOLS.setdefault(self, [None, None]))
+            finally:
+                _POOL_LOCK.release()
+        return _run(mods, input, None)
 
     def _slice(self, idx: slice) -> "Sequential":
         return type(self)(OrderedDict(list(self._modules.items())[idx]))
