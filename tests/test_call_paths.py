@@ -68,6 +68,10 @@ def test_a_tensor_takes_the_one_crossing_path_and_backward_recomputes_its_mask(m
     np.testing.assert_array_equal(t.grad.numpy(), philox_ref.dropout(np.ones_like(x), 0.4, 21, 3))
     m = dropcore.nn.Dropout(0.4, generator=dropcore.Generator(21, 3))
     np.testing.assert_array_equal(m(dropcore.Tensor(x)).numpy(), want)
+    with dropcore.no_grad():  # nothing records: a plain Tensor, as _make_op gives
+        z = F.dropout(t, 0.4, generator=dropcore.Generator(21, 3))
+    assert z.grad_fn is None and not z.requires_grad and z.is_leaf
+    np.testing.assert_array_equal(z.numpy(), want)
 
 
 def _declined_calls():

@@ -397,8 +397,12 @@ def dropout(
 
 def _dropout_node(t, result: tuple[np.ndarray, int, int], p: float, inverted: bool):
     """The Tensor that ``dropout`` returns for ``t`` from ``(y, seed, offset)``: what
-    ``_Call.run`` records, built without its closures (backward recomputes the mask)."""
+    ``_Call.run`` records, built without its closures (backward recomputes the mask);
+    a plain result Tensor when autograd records nothing."""
     y, seed, offset = result
+    tm = _TENSOR
+    if not (t.requires_grad and tm.is_grad_enabled()):
+        return tm._wrap(y)  # (what _make_op builds when nothing needs a graph)
 
     def backward(g):
         return (_core.dropout(_behaved(g), p, seed, offset, inverted, False, None) if g.size else g,)
