@@ -56,8 +56,7 @@ impl Epi for f64 {
 /// NumPy's `maximum(x, 0)`: `x` if `x > 0` or `x` is NaN (its bits unchanged), else `+0`.
 #[inline(always)]
 pub fn relu<T: Epi>(x: T) -> T {
-    // `!(x <= 0)` is `x > 0 || x is NaN`.
-    T::keep_if(!(x <= T::zero()), x)
+    T::keep_if(x > T::zero() || x.is_nan(), x)
 }
 
 /// Kept elements `relu(x) * s`, dropped ones exactly zero: dropout of `relu(x)`.
@@ -117,7 +116,7 @@ pub fn relu_dropout_inplace<T: Epi>(z: &mut [T], rule: DropoutRule, seed: u64, s
 pub fn relu_mask_backward<T: Epi>(y: &[T], dy: &[T], dz: &mut [T], s: T) -> Result<()> {
     check_same_len("relu backward: output and gradient lengths", y.len(), dy.len())?;
     check_same_len("relu backward: gradient lengths", dy.len(), dz.len())?;
-    if !(s >= T::one()) {
+    if s.is_nan() || s < T::one() {
         return Err(EngineError::Invalid(format!("relu backward: scale must be >= 1, but got {s:?}")));
     }
     let one = s == T::one();
