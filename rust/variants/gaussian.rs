@@ -188,9 +188,57 @@ fn normals_block_avx2(words: &[u32; SUB], z: &mut [f32; SUB]) {
     }
 }
 
+/// [`normal_pair`] on eight pairs at once, the same IEEE operations in the same order
+/// (no FMA), so the same bits: lane `k` of the result is `normal_pair(w1[k], w2[k])`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn normal_pairs_avx2(w1: std::arch::x86_64::__m256i, w2: std::arch::x86_64::__m256i) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+    use std::arch::x86_64::*;
+    let f = _mm256_set1_ps;
+    let i = _mm256_set1_epi32;
+    // radius_sq: split(f32((w1 >> 1) as i32) + 0.5, 31)
+    let t = _mm256_add_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32::<1>(w1)), f(0.5));
+    let bits = _mm256_castps_si256(t);
+    let mant = _mm256_and_si256(bits, i(MANT as i32));
+    let big = _mm256_cmpgt_epi32(mant, i(0x0035_04f3)); // -1 where big
+    let e = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_srli_epi32::<23>(bits), i(127 + 31)), big);
+    let m = _mm256_castsi256_ps(_mm256_or_si256(mant, _mm256_blendv_epi8(i(0x3f80_0000), i(0x3f00_0000), big)));
+    let ef = _mm256_cvtepi32_ps(e);
+    let s = _mm256_div_ps(_mm256_sub_ps(m, f(1.0)), _mm256_add_ps(m, f(1.0)));
+    let a = _mm256_mul_ps(s, f(-4.0));
+    let t = _mm256_mul_ps(s, s);
+    let g = _mm256_add_ps(
+        _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(f(f32::from_bits(ATANH_G[2])), t), f(f32::from_bits(ATANH_G[1]))), t),
+        f(f32::from_bits(ATANH_G[0])),
+    );
+    let ln = _mm256_add_ps(_mm256_mul_ps(ef, f(-2.0 * LN2_LO)), _mm256_add_ps(a, _mm256_mul_ps(_mm256_mul_ps(a, t), g)));
+    let r = _mm256_sqrt_ps(_mm256_add_ps(_mm256_mul_ps(ef, f(-2.0 * LN2_HI)), ln));
+    // the angle
+    let v = _mm256_xor_si256(w2, _mm256_srai_epi32::<31>(_mm256_slli_epi32::<2>(w2)));
+    let gi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32::<5>(v), i(0x00ff_fffe)), i(1));
+    let psi = _mm256_mul_ps(_mm256_cvtepi32_ps(gi), f(QUARTER_PI_M24));
+    let z = _mm256_mul_ps(psi, psi);
+    let sp = _mm256_sub_ps(_mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(f(-1.951_529_6e-4), z), f(8.332_161e-3)), z), f(1.666_665_5e-1));
+    let sn = _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(sp, z), psi), psi);
+    let cp = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(f(2.443_315_7e-5), z), f(1.388_731_6e-3)), z), f(4.166_664_6e-2));
+    let cs = _mm256_add_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(cp, z), z), _mm256_mul_ps(f(0.5), z)), f(1.0));
+    let swap = _mm256_castsi256_ps(_mm256_slli_epi32::<1>(_mm256_xor_si256(w2, _mm256_slli_epi32::<1>(w2)))); // sign bit: swap
+    let ca = _mm256_blendv_ps(cs, sn, swap);
+    let sb = _mm256_blendv_ps(sn, cs, swap);
+    let sign = i(0x8000_0000u32 as i32);
+    let cos_sign = _mm256_castsi256_ps(_mm256_and_si256(_mm256_add_epi32(w2, i(1 << 30)), sign));
+    let sin_sign = _mm256_castsi256_ps(_mm256_and_si256(w2, sign));
+    (_mm256_xor_ps(_mm256_mul_ps(r, ca), cos_sign), _mm256_xor_ps(_mm256_mul_ps(r, sb), sin_sign))
+}
+
 /// How a variate is applied to an element (both in the element's dtype).
 trait NoiseMap<T>: Copy + Send + Sync {
+    /// `v (1 + s z)` rather than `v + s z`.
+    const MUL: bool;
     fn apply(self, v: T, z: T) -> T;
+    /// The scale `s`.
+    fn scale(self) -> T;
 }
 
 /// `v (1 + s z)`.
@@ -201,6 +249,11 @@ struct Mul<T>(T);
 struct Add<T>(T);
 
 impl<T: Real> NoiseMap<T> for Mul<T> {
+    const MUL: bool = true;
+    #[inline(always)]
+    fn scale(self) -> T {
+        self.0
+    }
     #[inline(always)]
     fn apply(self, v: T, z: T) -> T {
         v * (T::one() + self.0 * z)
@@ -208,6 +261,11 @@ impl<T: Real> NoiseMap<T> for Mul<T> {
 }
 
 impl<T: Real> NoiseMap<T> for Add<T> {
+    const MUL: bool = false;
+    #[inline(always)]
+    fn scale(self) -> T {
+        self.0
+    }
     #[inline(always)]
     fn apply(self, v: T, z: T) -> T {
         v + self.0 * z
@@ -256,11 +314,101 @@ fn chunk_generic<T: Real, M: NoiseMap<T>>(
     }
 }
 
+/// Elements (and words) per step of [`chunk_avx2`]: one [`Keys::rows`](rng::avx2::Keys::rows).
+#[cfg(target_arch = "x86_64")]
+const STEP: usize = 8 * rng::avx2::ROWS;
+
+/// The AVX2 chunk: on a stream offset that is even, after at most one odd element and
+/// one pair that reach a block boundary, each step takes its [`STEP`] words straight
+/// from [`Keys::rows`](rng::avx2::Keys::rows) (registers, stream order), splits each
+/// two rows into the first and second words of eight pairs by an in-lane shuffle
+/// (pairs 0 1 4 5 | 2 3 6 7, as [`normals_block_avx2`]), runs [`normal_pairs_avx2`] and
+/// merges back by in-lane unpacks into elements in order; float32 applies the map in
+/// registers. The final partial step and odd stream offsets take the plain path. Every
+/// variate is [`normal_pair`]'s, so the bits are those of [`chunk_generic`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn chunk_avx2<T: Real, M: NoiseMap<T>>(isa: Isa, x: &[T], out: &mut [T], m: M, seed: u64, offset: u64, first: u64) {
-    // (a safe call: this function has the features `normals_block_avx2` needs)
-    chunk_generic(isa, |w: &[u32; SUB], z: &mut [f32; SUB]| normals_block_avx2(w, z), x, out, m, seed, offset, first)
+    use rng::avx2::{Keys, ROWS, STEP_BLOCKS};
+    use std::arch::x86_64::*;
+    let mut word = offset.wrapping_add(first & !1);
+    if word & 1 == 1 {
+        // Pairs straddle Philox blocks: the buffered path.
+        // (a safe call: this function has the features `normals_block_avx2` needs)
+        return chunk_generic(isa, |w: &[u32; SUB], z: &mut [f32; SUB]| normals_block_avx2(w, z), x, out, m, seed, offset, first);
+    }
+    let (mut x, mut out) = (x, out);
+    let pair = |w: u64| normal_pair(rng::word(seed, w), rng::word(seed, w.wrapping_add(1)));
+    if first & 1 == 1 && !x.is_empty() {
+        // Starts on the sine of a pair (an odd element of the call).
+        out[0] = m.apply(x[0], T::of(pair(word).1 as f64));
+        (x, out) = (&x[1..], &mut out[1..]);
+        word = word.wrapping_add(2);
+    }
+    if word & 2 != 0 && !x.is_empty() {
+        // One pair to the block boundary.
+        let (c, s) = pair(word);
+        out[0] = m.apply(x[0], T::of(c as f64));
+        if x.len() > 1 {
+            out[1] = m.apply(x[1], T::of(s as f64));
+        }
+        let k = x.len().min(2);
+        (x, out) = (&x[k..], &mut out[k..]);
+        word = word.wrapping_add(2);
+    }
+    let steps = x.len() / STEP;
+    let f32_out = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
+    let scale = _mm256_set1_ps(m.scale().f64() as f32); // exact for float32
+    let one = _mm256_set1_ps(1.0);
+    let mut keys = Keys::new(seed);
+    let first_block = word / 4;
+    for k in 0..steps {
+        let rows = keys.rows(first_block.wrapping_add((k * STEP_BLOCKS) as u64));
+        let mut z = [_mm256_setzero_ps(); ROWS];
+        for h in 0..ROWS / 2 {
+            let (a, b) = (_mm256_castsi256_ps(rows[2 * h]), _mm256_castsi256_ps(rows[2 * h + 1]));
+            let w1 = _mm256_castps_si256(_mm256_shuffle_ps::<0x88>(a, b));
+            let w2 = _mm256_castps_si256(_mm256_shuffle_ps::<0xDD>(a, b));
+            let (c, s) = normal_pairs_avx2(w1, w2);
+            z[2 * h] = _mm256_unpacklo_ps(c, s);
+            z[2 * h + 1] = _mm256_unpackhi_ps(c, s);
+        }
+        let base = k * STEP;
+        if f32_out {
+            for (q, zq) in z.iter().enumerate() {
+                // SAFETY: T is f32 (checked above), and base + 8q + 8 <= steps * STEP <=
+                // x.len() == out.len() elements are read and written (unaligned).
+                unsafe {
+                    let xp = (x.as_ptr() as *const f32).add(base + 8 * q);
+                    let op = (out.as_mut_ptr() as *mut f32).add(base + 8 * q);
+                    let v = _mm256_loadu_ps(xp);
+                    let sz = _mm256_mul_ps(scale, *zq);
+                    let r = if M::MUL { _mm256_mul_ps(v, _mm256_add_ps(one, sz)) } else { _mm256_add_ps(v, sz) };
+                    _mm256_storeu_ps(op, r);
+                }
+            }
+        } else {
+            let mut zs = [0f32; STEP];
+            for (q, zq) in z.iter().enumerate() {
+                // SAFETY: 8q + 8 <= STEP floats written.
+                unsafe { _mm256_storeu_ps(zs.as_mut_ptr().add(8 * q), *zq) };
+            }
+            for ((o, &v), &zi) in out[base..base + STEP].iter_mut().zip(&x[base..base + STEP]).zip(&zs) {
+                *o = m.apply(v, T::of(zi as f64));
+            }
+        }
+    }
+    let done = steps * STEP;
+    let (x, out) = (&x[done..], &mut out[done..]);
+    let mut word = word.wrapping_add(done as u64);
+    for (xp, op) in x.chunks(2).zip(out.chunks_mut(2)) {
+        let (c, s) = pair(word);
+        op[0] = m.apply(xp[0], T::of(c as f64));
+        if xp.len() > 1 {
+            op[1] = m.apply(xp[1], T::of(s as f64));
+        }
+        word = word.wrapping_add(2);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -496,6 +644,37 @@ mod tests {
             }
         }
         parallel::set_num_threads(2).unwrap();
+    }
+
+    #[test]
+    fn every_isa_matches_the_definition_around_steps_starts_and_offsets() {
+        // Lengths around the AVX2 step (32) and its head (odd element, pair to a block
+        // boundary), stream offsets of every residue mod 4 (odd ones take the buffered
+        // path), and a counter whose low word wraps inside a step. (One chunk each.)
+        let wrap = (u32::MAX as u64 - 5) * 4;
+        for offset in [0u64, 1, 2, 3, 6, 4 * 1000 + 2, wrap, wrap + 2, wrap + 3] {
+            for n in [0usize, 1, 2, 3, 4, 5, 31, 32, 33, 34, 35, 36, 63, 64, 65, 66, 67, 97, 200] {
+                for phase in [0u8, 1] {
+                    let x: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 6.0).collect();
+                    let xd: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                    let z = |i: usize| variate(3, offset, phase as u64 + i as u64);
+                    let want_mul: Vec<f32> = (0..n).map(|i| x[i] * (1.0 + 0.75f32 * z(i))).collect();
+                    let want_add: Vec<f32> = (0..n).map(|i| x[i] + 0.25f32 * z(i)).collect();
+                    let want_d: Vec<f64> = (0..n).map(|i| xd[i] * (1.0 + 0.5 * z(i) as f64)).collect();
+                    for isa in rng::available_isas() {
+                        let what = format!("{} offset {offset} n {n} phase {phase}", isa.name());
+                        let mut o = vec![0f32; n];
+                        gaussian_dropout_with(isa, &x, &mut o, 0.75, 3, offset, phase).unwrap();
+                        assert_eq!(o, want_mul, "mul {what}");
+                        gaussian_noise_with(isa, &x, &mut o, 0.25, 3, offset, phase).unwrap();
+                        assert_eq!(o, want_add, "add {what}");
+                        let mut od = vec![0f64; n];
+                        gaussian_dropout_with(isa, &xd, &mut od, 0.5, 3, offset, phase).unwrap();
+                        assert_eq!(od, want_d, "f64 {what}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
