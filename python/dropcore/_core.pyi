@@ -141,3 +141,21 @@ def dropconnect_backward(
     g: npt.NDArray[_F], x: npt.NDArray[_F], weight: npt.NDArray[_F], p: float, seed: int, offset: int
 ) -> tuple[npt.NDArray[_F], npt.NDArray[_F]]:
     """``(grad_input, grad_weight)`` of per-example DropConnect, masks regenerated."""
+
+# Fused epilogues over a GEMM output (rust/epilogue.rs; used by nn.Sequential).
+
+def relu(x: npt.NDArray[_F], out: npt.NDArray[_F] | None = None) -> npt.NDArray[_F]:
+    """``max(x, 0)`` (NaN kept, -0.0 -> +0.0), into ``out`` or a new array."""
+
+def bias_relu_(z: npt.NDArray[_F], bias: npt.NDArray[_F] | None = None) -> npt.NDArray[_F]:
+    """``z = relu(z + bias)`` in place over rows of ``z.shape[-1]`` elements; returns ``z``."""
+
+def relu_dropout_(
+    z: npt.NDArray[_F], p: float, seed: int, offset: int, inverted: bool = True, phase: int = 0
+) -> npt.NDArray[_F]:
+    """``z = dropout(relu(z))`` in place, the mask of element ``i`` at half-word
+    ``2 * offset + phase + i`` (contract v2, as ``dropout``); returns ``z``."""
+
+def relu_mask_backward(y: npt.NDArray[_F], dy: npt.NDArray[_F], scale: float = 1.0) -> npt.NDArray[_F]:
+    """Gradient of ``y = dropout(relu(z))`` (``scale`` = 1/(1-p)) or ``y = relu(z)``
+    (``scale`` = 1) from the output: a new array ``y > 0 ? dy * scale : 0``."""
