@@ -7,18 +7,9 @@
 
 use _core::rng::{available_isas, fill_words_with};
 use _core::variants::gaussian::{gaussian_dropout_with, gaussian_noise_with};
-use std::time::Instant;
 
-fn best_ns_per_elem(n: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut best = f64::INFINITY;
-    for _ in 0..reps {
-        let t = Instant::now();
-        f();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    best * 1e9 / n as f64
-}
+mod common;
+use common::best_ns_per_elem;
 
 fn main() {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

@@ -13,18 +13,9 @@
 use _core::dropout::{dropout_forward_inplace_with, dropout_forward_with, set_stream_threshold, DropoutRule};
 use _core::rng::{available_isas, fill_words_with, isa, HalfPos};
 use _core::variants::{dropblock::DropBlock, gaussian};
-use std::time::Instant;
 
-fn best_ns_per_elem(n: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut best = f64::INFINITY;
-    for _ in 0..reps {
-        let t = Instant::now();
-        f();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    best * 1e9 / n as f64
-}
+mod common;
+use common::best_ns_per_elem;
 
 fn single_thread(rule: DropoutRule) {
     _core::parallel::set_num_threads(1).expect("one thread");

@@ -430,7 +430,10 @@ mod apply {
     mod stream {
         use std::arch::x86_64::*;
 
-        /// `dst = src` by `_mm256_stream_si256`; `dst` must be 32-byte aligned.
+        /// `dst = src` by `_mm256_stream_si256`.
+        ///
+        /// # Safety
+        /// AVX2 is available and `dst` is 32-byte aligned.
         #[inline]
         #[target_feature(enable = "avx2")]
         pub(super) unsafe fn store<T: Copy>(dst: &mut [T; 64], src: &[T; 64]) {
