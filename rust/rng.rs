@@ -329,27 +329,6 @@ fn fill_words_stepped(seed: u64, offset: u64, out: &mut [u32], mut step: impl Fn
     }
 }
 
-/// Low and high counter halves of the blocks of one step starting at `first_block`
-/// (the slow path SIMD code takes when the low half wraps inside the step).
-#[cfg(target_arch = "x86_64")]
-fn split_counters(first_block: u64) -> ([u32; BLOCKS_PER_STEP], [u32; BLOCKS_PER_STEP]) {
-    let mut lo = [0u32; BLOCKS_PER_STEP];
-    let mut hi = [0u32; BLOCKS_PER_STEP];
-    for k in 0..BLOCKS_PER_STEP {
-        let b = first_block.wrapping_add(k as u64);
-        lo[k] = b as u32;
-        hi[k] = (b >> 32) as u32;
-    }
-    (lo, hi)
-}
-
-/// Whether the low counter half wraps inside the step starting at `first_block`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn wraps(first_block: u64) -> bool {
-    (first_block as u32) > u32::MAX - (BLOCKS_PER_STEP as u32 - 1)
-}
-
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
     //! Philox4x32-10 on AVX2 with one block per 64-bit lane: vector `c0` holds word 0
@@ -541,106 +520,168 @@ pub(crate) mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512 {
-    //! Philox4x32-10 on AVX-512F: sixteen blocks per vector, two groups interleaved.
-    //! The 32x32 -> 64-bit products come from `_mm512_mul_epu32` on even and odd
-    //! lanes; one masked pair-swapping shuffle each puts the high and low halves in
-    //! place, and a ternary-logic op does the three-way XOR.
+    //! Philox4x32-10 on AVX-512F: [`Keys`] runs sixteen blocks per step, one per
+    //! 64-bit lane of four 512-bit vectors per word, two groups interleaved; a
+    //! ternary-logic op does each round's three-way XOR.
 
     use super::*;
     use std::arch::x86_64::*;
 
-    const GROUPS: usize = BLOCKS_PER_STEP / 16;
-    const SWAP_PAIRS: _MM_PERM_ENUM = 0xB1;
     const XOR3: i32 = 0x96;
 
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn mulhilo(a: __m512i, m: __m512i) -> (__m512i, __m512i) {
-        let even = _mm512_mul_epu32(a, m);
-        let odd = _mm512_mul_epu32(_mm512_srli_epi64::<32>(a), m);
-        let hi = _mm512_mask_shuffle_epi32::<SWAP_PAIRS>(odd, 0x5555, even);
-        let lo = _mm512_mask_shuffle_epi32::<SWAP_PAIRS>(even, 0xAAAA, odd);
-        (hi, lo)
+    /// Independent groups of eight blocks per [`Keys::rows`] step.
+    const KEY_GROUPS: usize = 4;
+    /// Philox blocks per [`Keys::rows`] step.
+    pub const STEP_BLOCKS: usize = 8 * KEY_GROUPS;
+    /// Rows of sixteen words (32 half-words) per step.
+    pub const ROWS: usize = 2 * KEY_GROUPS;
+    /// `vpshufd` selector moving each 64-bit lane's high 32 bits into its low half.
+    const HIGH_DOWN: _MM_PERM_ENUM = 0b11_11_01_01;
+    /// `vpshufd` selector copying each 64-bit lane's low 32 bits into its high half.
+    const LOW_UP: _MM_PERM_ENUM = 0b10_10_00_00;
+
+    /// [`avx2::Keys`](super::avx2::Keys) on 512-bit vectors, for the fused kernels: one
+    /// block per 64-bit lane (`_mm512_mul_epu32` reads the even 32-bit lanes and leaves
+    /// the full product in place), rounds 0-2 folded into per-`hi` constants, and the
+    /// blocks of a group in the lane order 0, 4, 1, 5, 2, 6, 3, 7, so the in-lane
+    /// transpose (shuffle, blend, 64-bit unpack) yields two rows of sixteen words in
+    /// stream order, blocks 0-3 and 4-7, with no cross-lane shuffle. A row is 32
+    /// half-words: the keys of 32 consecutive elements.
+    #[derive(Clone, Copy)]
+    pub struct Keys {
+        k0: [__m512i; 10],
+        k1: [__m512i; 10],
+        seed: u64,
+        /// The counter high word the two constants below belong to.
+        hi: u32,
+        /// `hi(M0 * (hi ^ k0)) ^ k1` of round 1: XORed into `c2` there.
+        c12: __m512i,
+        /// `lo(M0 * (hi ^ k0)) ^ k1` of round 2: round 2's `c3 ^ k1`.
+        x3: __m512i,
     }
 
-    /// Four vectors of word 0..3 of sixteen blocks -> four rows of 16 words in stream order.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn transpose(c0: __m512i, c1: __m512i, c2: __m512i, c3: __m512i) -> [__m512i; 4] {
-        // Per 128-bit lane i (blocks 4i..4i+3): gather each block's four words ...
-        let t0 = _mm512_unpacklo_epi32(c0, c1);
-        let t1 = _mm512_unpacklo_epi32(c2, c3);
-        let t2 = _mm512_unpackhi_epi32(c0, c1);
-        let t3 = _mm512_unpackhi_epi32(c2, c3);
-        let v0 = _mm512_unpacklo_epi64(t0, t1); // b0 | b4 | b8  | b12
-        let v1 = _mm512_unpackhi_epi64(t0, t1); // b1 | b5 | b9  | b13
-        let v2 = _mm512_unpacklo_epi64(t2, t3); // b2 | b6 | b10 | b14
-        let v3 = _mm512_unpackhi_epi64(t2, t3); // b3 | b7 | b11 | b15
-        // ... then transpose the 4x4 grid of 128-bit lanes.
-        let p = _mm512_shuffle_i32x4::<0x44>(v0, v1); // b0 b4 b1 b5
-        let q = _mm512_shuffle_i32x4::<0x44>(v2, v3); // b2 b6 b3 b7
-        let r = _mm512_shuffle_i32x4::<0xEE>(v0, v1); // b8 b12 b9 b13
-        let s = _mm512_shuffle_i32x4::<0xEE>(v2, v3); // b10 b14 b11 b15
-        [
-            _mm512_shuffle_i32x4::<0x88>(p, q), // b0 b1 b2 b3
-            _mm512_shuffle_i32x4::<0xDD>(p, q), // b4 .. b7
-            _mm512_shuffle_i32x4::<0x88>(r, s), // b8 .. b11
-            _mm512_shuffle_i32x4::<0xDD>(r, s), // b12 .. b15
-        ]
+    impl Keys {
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        pub fn new(seed: u64) -> Self {
+            let zero = _mm512_setzero_si512();
+            let (mut k0, mut k1) = (seed as u32, (seed >> 32) as u32);
+            let (mut v0, mut v1) = ([zero; 10], [zero; 10]);
+            for r in 0..10 {
+                if r > 0 {
+                    k0 = k0.wrapping_add(PHILOX_W0);
+                    k1 = k1.wrapping_add(PHILOX_W1);
+                }
+                v0[r] = _mm512_set1_epi32(k0 as i32);
+                v1[r] = _mm512_set1_epi32(k1 as i32);
+            }
+            let mut keys = Self { k0: v0, k1: v1, seed, hi: 0, c12: zero, x3: zero };
+            keys.set_hi(0);
+            keys
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        fn set_hi(&mut self, hi: u32) {
+            let (k0, k1) = (self.seed as u32, (self.seed >> 32) as u32);
+            let (ha, la) = super::mulhilo(PHILOX_M0, hi ^ k0); // round 1's product of c0 = hi ^ k0
+            self.c12 = _mm512_set1_epi32((ha ^ k1.wrapping_add(PHILOX_W1)) as i32);
+            self.x3 = _mm512_set1_epi32((la ^ k1.wrapping_add(PHILOX_W1.wrapping_mul(2))) as i32);
+            self.hi = hi;
+        }
+
+        /// Words `16q .. 16q + 16` of blocks `first_block .. first_block + STEP_BLOCKS`
+        /// as row `q`, in stream order (16-bit lane `i` of row `q` is half-word `32q + i`).
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        pub fn rows(&mut self, first_block: u64) -> [__m512i; ROWS] {
+            // SAFETY: this function enables AVX-512F.
+            unsafe { self.rows_inline(first_block) }
+        }
+
+        /// [`Keys::rows`], always inlined (into the fused kernels' hot loops).
+        ///
+        /// # Safety
+        /// AVX-512F is available.
+        #[inline(always)]
+        pub unsafe fn rows_inline(&mut self, first_block: u64) -> [__m512i; ROWS] {
+            let zero = _mm512_setzero_si512();
+            let (mut c0, mut c1, mut c2, mut c3) =
+                ([zero; KEY_GROUPS], [zero; KEY_GROUPS], [zero; KEY_GROUPS], [zero; KEY_GROUPS]);
+            let m0 = _mm512_set1_epi32(PHILOX_M0 as i32);
+            let m1 = _mm512_set1_epi32(PHILOX_M1 as i32);
+            // Block (within a group) held by each 64-bit lane.
+            const ORDER: [u64; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
+            let first_round;
+            if (first_block as u32) > u32::MAX - (STEP_BLOCKS as u32 - 1) {
+                // The low counter word wraps inside this step: blocks differ in `hi`,
+                // so run all ten rounds from the counters.
+                for g in 0..KEY_GROUPS {
+                    let b = ORDER.map(|k| first_block.wrapping_add(8 * g as u64 + k));
+                    let (lo, hi) = (b.map(|v| v as u32 as i64), b.map(|v| (v >> 32) as i64));
+                    c0[g] = _mm512_setr_epi64(lo[0], lo[1], lo[2], lo[3], lo[4], lo[5], lo[6], lo[7]);
+                    c1[g] = _mm512_setr_epi64(hi[0], hi[1], hi[2], hi[3], hi[4], hi[5], hi[6], hi[7]);
+                }
+                first_round = 0;
+            } else {
+                let hi = (first_block >> 32) as u32;
+                if hi != self.hi {
+                    self.set_hi(hi);
+                }
+                let lanes = _mm512_setr_epi32(0, 0, 4, 0, 1, 0, 5, 0, 2, 0, 6, 0, 3, 0, 7, 0);
+                let lo = _mm512_add_epi32(_mm512_set1_epi32(first_block as u32 as i32), lanes);
+                for g in 0..KEY_GROUPS {
+                    // Round 0: c2 = 0, so only M0 * lo; c0 becomes hi ^ k0 for every block.
+                    let p0 = _mm512_mul_epu32(_mm512_add_epi32(lo, _mm512_set1_epi32(8 * g as i32)), m0);
+                    let c2r0 = _mm512_xor_si512(_mm512_shuffle_epi32::<HIGH_DOWN>(p0), self.k1[0]);
+                    // Round 1: c1 = 0; M0 * (hi ^ k0) is the constant folded into c12 and x3.
+                    let p1 = _mm512_mul_epu32(c2r0, m1);
+                    let c0r1 = _mm512_xor_si512(_mm512_shuffle_epi32::<HIGH_DOWN>(p1), self.k0[1]);
+                    let c2r1 = _mm512_xor_si512(p0, self.c12);
+                    // Round 2: c3 ^ k1 is the constant x3.
+                    let q0 = _mm512_mul_epu32(c0r1, m0);
+                    let q1 = _mm512_mul_epu32(c2r1, m1);
+                    c0[g] = _mm512_ternarylogic_epi32::<XOR3>(_mm512_shuffle_epi32::<HIGH_DOWN>(q1), p1, self.k0[2]);
+                    c1[g] = q1;
+                    c2[g] = _mm512_xor_si512(_mm512_shuffle_epi32::<HIGH_DOWN>(q0), self.x3);
+                    c3[g] = q0;
+                }
+                first_round = 3;
+            }
+            for round in first_round..10 {
+                let (vk0, vk1) = (self.k0[round], self.k1[round]);
+                for g in 0..KEY_GROUPS {
+                    let p0 = _mm512_mul_epu32(c0[g], m0); // (lo, hi) of M0 * c0 per lane
+                    let p1 = _mm512_mul_epu32(c2[g], m1); // (lo, hi) of M1 * c2
+                    c0[g] = _mm512_ternarylogic_epi32::<XOR3>(_mm512_shuffle_epi32::<HIGH_DOWN>(p1), c1[g], vk0);
+                    c1[g] = p1;
+                    c2[g] = _mm512_ternarylogic_epi32::<XOR3>(_mm512_shuffle_epi32::<HIGH_DOWN>(p0), c3[g], vk1);
+                    c3[g] = p0;
+                }
+            }
+            let mut rows = [zero; ROWS];
+            for g in 0..KEY_GROUPS {
+                // Words 0/1 and 2/3 of each block side by side, then whole blocks; lanes
+                // hold blocks 0, 4, 1, 5, 2, 6, 3, 7, so the 64-bit unpacks give stream order.
+                let w01 = _mm512_mask_blend_epi32(0xAAAA, c0[g], _mm512_shuffle_epi32::<LOW_UP>(c1[g]));
+                let w23 = _mm512_mask_blend_epi32(0xAAAA, c2[g], _mm512_shuffle_epi32::<LOW_UP>(c3[g]));
+                rows[2 * g] = _mm512_unpacklo_epi64(w01, w23); // blocks 0-3 of the group
+                rows[2 * g + 1] = _mm512_unpackhi_epi64(w01, w23); // blocks 4-7
+            }
+            rows
+        }
     }
 
     /// The [`BLOCK`] words of blocks `first_block ..` in stream order.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub fn step(seed: u64, first_block: u64, out: &mut [u32; BLOCK]) {
-        let zero = _mm512_setzero_si512();
-        let mut c0 = [zero; GROUPS];
-        let mut c1 = [zero; GROUPS];
-        if wraps(first_block) {
-            let (lo, hi) = split_counters(first_block);
-            for g in 0..GROUPS {
-                // SAFETY: `lo`/`hi` hold 16 * GROUPS u32; this reads 16 at offset 16g.
-                unsafe {
-                    c0[g] = _mm512_loadu_si512(lo.as_ptr().add(16 * g) as *const _);
-                    c1[g] = _mm512_loadu_si512(hi.as_ptr().add(16 * g) as *const _);
-                }
-            }
-        } else {
-            // No carry into the high word inside this step: counters are lo + lane.
-            let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            let lo = _mm512_add_epi32(_mm512_set1_epi32(first_block as u32 as i32), iota);
-            for g in 0..GROUPS {
-                c0[g] = _mm512_add_epi32(lo, _mm512_set1_epi32(16 * g as i32));
-                c1[g] = _mm512_set1_epi32((first_block >> 32) as u32 as i32);
-            }
-        }
-        let mut c2 = [zero; GROUPS];
-        let mut c3 = [zero; GROUPS];
-        let m0 = _mm512_set1_epi32(PHILOX_M0 as i32);
-        let m1 = _mm512_set1_epi32(PHILOX_M1 as i32);
-        let mut k0 = seed as u32;
-        let mut k1 = (seed >> 32) as u32;
-        for round in 0..10 {
-            if round > 0 {
-                k0 = k0.wrapping_add(PHILOX_W0);
-                k1 = k1.wrapping_add(PHILOX_W1);
-            }
-            let vk0 = _mm512_set1_epi32(k0 as i32);
-            let vk1 = _mm512_set1_epi32(k1 as i32);
-            for g in 0..GROUPS {
-                let (hi0, lo0) = mulhilo(c0[g], m0);
-                let (hi1, lo1) = mulhilo(c2[g], m1);
-                c0[g] = _mm512_ternarylogic_epi32::<XOR3>(hi1, c1[g], vk0);
-                c1[g] = lo1;
-                c2[g] = _mm512_ternarylogic_epi32::<XOR3>(hi0, c3[g], vk1);
-                c3[g] = lo0;
-            }
-        }
-        for g in 0..GROUPS {
-            let rows = transpose(c0[g], c1[g], c2[g], c3[g]);
+    fn step(keys: &mut Keys, first_block: u64, out: &mut [u32; BLOCK]) {
+        for (h, dst) in out.chunks_exact_mut(16 * ROWS).enumerate() {
+            // SAFETY: this function enables AVX-512F.
+            let rows = unsafe { keys.rows_inline(first_block.wrapping_add((h * STEP_BLOCKS) as u64)) };
             for (q, v) in rows.iter().enumerate() {
-                // SAFETY: group g, row q covers words 64g + 16q .. + 16 <= BLOCK of `out`.
-                unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(64 * g + 16 * q) as *mut _, *v) };
+                // SAFETY: row q covers words 16q .. 16q + 16 <= 16 * ROWS of `dst`.
+                unsafe { _mm512_storeu_si512(dst.as_mut_ptr().add(16 * q) as *mut _, *v) };
             }
         }
     }
@@ -648,7 +689,8 @@ pub(crate) mod avx512 {
     /// AVX-512 [`super::fill_words`].
     #[target_feature(enable = "avx512f")]
     pub fn fill_words(seed: u64, offset: u64, out: &mut [u32]) {
-        fill_words_stepped(seed, offset, out, |b, dst| step(seed, b, dst));
+        let mut keys = Keys::new(seed);
+        fill_words_stepped(seed, offset, out, |b, dst| step(&mut keys, b, dst));
     }
 }
 
