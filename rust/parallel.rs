@@ -45,8 +45,12 @@ static POOL: Mutex<Option<PoolState>> = Mutex::new(None);
 static REQUESTED: AtomicUsize = AtomicUsize::new(0);
 
 /// CPUs this process may run on (affinity and cgroup quota included), at least 1.
+/// Read once: `available_parallelism` reads the affinity mask and the cgroup files on
+/// every call (tens of microseconds), and the default thread count asks on every kernel
+/// call.
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 /// The most threads dropcore will run: `max(4 * cpu_count(), MIN_THREAD_CAP)`.
