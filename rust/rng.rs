@@ -537,8 +537,8 @@ pub(crate) mod avx512 {
     pub const ROWS: usize = 2 * KEY_GROUPS;
     /// `vpshufd` selector moving each 64-bit lane's high 32 bits into its low half.
     const HIGH_DOWN: _MM_PERM_ENUM = 0b11_11_01_01;
-    /// `vpshufd` selector copying each 64-bit lane's low 32 bits into its high half.
-    const LOW_UP: _MM_PERM_ENUM = 0b10_10_00_00;
+    /// The low 32-bit half of every 64-bit lane.
+    const LOW_HALVES: __mmask16 = 0x5555;
 
     /// [`avx2::Keys`](super::avx2::Keys) on 512-bit vectors, for the fused kernels: one
     /// block per 64-bit lane (`_mm512_mul_epu32` reads the even 32-bit lanes and leaves
@@ -648,7 +648,7 @@ pub(crate) mod avx512 {
                 }
                 first_round = 3;
             }
-            for round in first_round..10 {
+            for round in first_round..9 {
                 let (vk0, vk1) = (self.k0[round], self.k1[round]);
                 for g in 0..KEY_GROUPS {
                     let p0 = _mm512_mul_epu32(c0[g], m0); // (lo, hi) of M0 * c0 per lane
@@ -659,12 +659,18 @@ pub(crate) mod avx512 {
                     c3[g] = p0;
                 }
             }
+            // Round 9 leaves each block's words side by side: rotating a product by 32
+            // bits puts `hi` in the low half and `lo` (the next word) in the high half,
+            // and an XOR masked to the low halves finishes the word there. Then the
+            // 64-bit unpacks give whole blocks; lanes hold blocks 0, 4, 1, 5, 2, 6, 3, 7,
+            // so rows come out in stream order.
+            let (vk0, vk1) = (self.k0[9], self.k1[9]);
             let mut rows = [zero; ROWS];
             for g in 0..KEY_GROUPS {
-                // Words 0/1 and 2/3 of each block side by side, then whole blocks; lanes
-                // hold blocks 0, 4, 1, 5, 2, 6, 3, 7, so the 64-bit unpacks give stream order.
-                let w01 = _mm512_mask_blend_epi32(0xAAAA, c0[g], _mm512_shuffle_epi32::<LOW_UP>(c1[g]));
-                let w23 = _mm512_mask_blend_epi32(0xAAAA, c2[g], _mm512_shuffle_epi32::<LOW_UP>(c3[g]));
+                let p0 = _mm512_mul_epu32(c0[g], m0);
+                let p1 = _mm512_mul_epu32(c2[g], m1);
+                let w01 = _mm512_mask_ternarylogic_epi32::<XOR3>(_mm512_ror_epi64::<32>(p1), LOW_HALVES, c1[g], vk0);
+                let w23 = _mm512_mask_ternarylogic_epi32::<XOR3>(_mm512_ror_epi64::<32>(p0), LOW_HALVES, c3[g], vk1);
                 rows[2 * g] = _mm512_unpacklo_epi64(w01, w23); // blocks 0-3 of the group
                 rows[2 * g + 1] = _mm512_unpackhi_epi64(w01, w23); // blocks 4-7
             }
