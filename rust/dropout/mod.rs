@@ -567,8 +567,10 @@ mod tests {
             for &(p, inverted) in &[(0.5, true), (0.1, true), (0.9, false), (0.3, true)] {
                 let rule = DropoutRule::new(p, inverted).unwrap();
                 let x = ramp::<T>(n);
-                // The last start ends 2414 words before the end of the stream (word 2^64 - 1).
-                for start in [HalfPos::new(5, 0), HalfPos::new(5, 1), HalfPos::new(u64::MAX - 70_000, 1)] {
+                // The last start ends 2414 words before the end of the stream (word 2^64 - 1);
+                // the one before it crosses block 2^32, where the low counter word wraps.
+                let wrap = HalfPos::new(4 * ((1u64 << 32) - 60) + 1, 1);
+                for start in [HalfPos::new(5, 0), HalfPos::new(5, 1), wrap, HalfPos::new(u64::MAX - 70_000, 1)] {
                     let want = reference(&x, rule, 11, start);
                     for isa in rng::available_isas() {
                         let mut out = vec![T::one(); n];
@@ -809,11 +811,12 @@ mod tests {
     }
 
     fn check_maps_bit_for_bit<T: Real>() {
-        // Every start lane inside a block (lead 0..7), lengths around the 16-element row
-        // and 64-element step, thresholds with T_lo = 0 and T_lo != 0.
+        // Every start lane inside a block (lead 0..7), lengths around the rows (16 and
+        // 32 elements) and steps (64 elements on AVX2, 256 on AVX-512), thresholds with
+        // T_lo = 0 and T_lo != 0.
         let scale = Scale(T::of(1.0 / 0.7));
         let affine = Affine { a: T::of(1.7), b: T::of(-0.25), dropped: T::of(-1.75) };
-        for &n in &[0usize, 1, 7, 15, 16, 17, 63, 64, 65, 127, 129, 200, 1001] {
+        for &n in &[0usize, 1, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 200, 255, 256, 257, 511, 513, 1001] {
             let x = awkward::<T>(n);
             for word in [8u64, 9, 10, 11] {
                 for phase in [0u8, 1] {
