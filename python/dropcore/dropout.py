@@ -165,6 +165,9 @@ def _check_out(out: Any, x: np.ndarray) -> None:
 
 _TENSOR: Any = None
 _TENSOR_TYPE: Any = None  # dropcore.Tensor once the module is imported (the fast path's test)
+_NDARRAY = np.ndarray
+_DEFAULT_GENERATOR = _random.default_generator  # one object for the life of the process
+_dropout_call = _core.dropout_call
 
 
 def _tensor_module():
@@ -369,16 +372,18 @@ def dropout(
     # (p a float in (0, 1], bools, dtype, layout, ``out``) before it draws a word, and
     # returns None for anything else: the general path below then decides, with the
     # same result or the documented error.
-    if training is True and (generator is None or type(generator) is Generator):
-        gen = _random.default_generator if generator is None else generator
-        if type(input) is np.ndarray:
-            y = _core.dropout_call(input, p, gen, inverted, inplace, out)
-            if y is not None:
-                return y
-        elif inplace is False and out is None and type(input) is (_TENSOR_TYPE or _tensor_module().Tensor):
-            r = _core.dropout_call(input._data, p, gen, inverted, False, None, True)
-            if r is not None:
-                return _dropout_node(input, r, p, inverted)
+    # (Module-level aliases: each global or attribute lookup costs tens of ns here.)
+    if training is True:
+        gen = _DEFAULT_GENERATOR if generator is None else generator
+        if type(gen) is Generator:
+            if type(input) is _NDARRAY:
+                y = _dropout_call(input, p, gen, inverted, inplace, out)
+                if y is not None:
+                    return y
+            elif inplace is False and out is None and type(input) is (_TENSOR_TYPE or _tensor_module().Tensor):
+                r = _dropout_call(input._data, p, gen, inverted, False, None, True)
+                if r is not None:
+                    return _dropout_node(input, r, p, inverted)
     p = _check_p(p)
     call = _Call(input, inplace, out)
     if not training or p == 0.0:
