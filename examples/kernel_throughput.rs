@@ -5,9 +5,9 @@
 //! run-time ISA (`DROPCORE_SIMD` picks it):
 //! `cargo run --release --example kernel_throughput [-- --threads-only]`.
 //! Contract v2 reads one 16-bit half-word per element, so dropout needs half a word per
-//! element: compare its ns/elem with half the ns/word column. On AVX2 the dropout
-//! kernel is fused (the words never leave the registers), so it can beat the word fill
-//! plus a pass over memory. The Python bench (`python -m dropcore bench`) measures the
+//! element: compare its ns/elem with half the ns/word column. On AVX2 and AVX-512 the
+//! dropout kernel is fused (the words never leave the registers), so it can beat the
+//! word fill plus a pass over memory. The Python bench (`python -m dropcore bench`) measures the
 //! whole path against memcpy.
 
 use _core::dropout::{dropout_forward_inplace_with, dropout_forward_with, set_stream_threshold, DropoutRule};

@@ -5,9 +5,9 @@
 //! number of threads or on how an array is chunked. Kernels take plain slices,
 //! shapes, `p`, a seed and an offset; they know nothing of Python, modules or graphs.
 //!
-//! - [`rng`]: Philox4x32-10, the word stream, scalar and AVX2 paths.
+//! - [`rng`]: Philox4x32-10, the word stream, scalar, AVX2 and AVX-512 paths.
 //! - [`parallel`]: the private rayon pool and index-preserving chunking.
-//! - [`dropout`]: element dropout forward / backward / in place.
+//! - [`dropout`]: element dropout forward / backward / in place (fused SIMD kernels per ISA).
 //! - [`variants`]: channel, alpha, Gaussian, DropBlock, DropPath, DropConnect.
 //! - [`epilogue`]: fused bias + ReLU (+ dropout) over a linear layer's output, and its backward.
 //! - `python` (feature `python`): the PyO3 binding, the only module that knows Python.

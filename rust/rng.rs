@@ -193,7 +193,8 @@ pub enum Level {
     Scalar,
     /// x86-64 AVX2 + FMA: eight Philox blocks per vector, several vectors interleaved.
     Avx2,
-    /// x86-64 AVX-512 F/BW/DQ (with AVX2 + FMA): sixteen Philox blocks per vector.
+    /// x86-64 AVX-512 F/BW/DQ (with AVX2 + FMA): eight Philox blocks per vector, four
+    /// vectors interleaved.
     Avx512,
 }
 

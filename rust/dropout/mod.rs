@@ -14,11 +14,12 @@
 //! The backward pass is the same map applied to the incoming gradient with the same
 //! `(seed, offset)`: `dx = dy * keep * s`. Nothing is stored between the two.
 //!
-//! On AVX2 the kernel is fused: eight Philox blocks (64 elements) per step are compared
-//! and applied straight from the registers, no word buffer (`kernel::fused`). The
-//! scalar and AVX-512 paths, and maps without a [`KeepMap::linear`] form, run over fixed
-//! blocks (fill [`BLOCK`] words = `2 BLOCK` elements, then a branch-free select). Each
-//! is compiled once per instruction set and chosen at run time.
+//! On AVX2 and AVX-512 the kernel is fused: the Philox blocks of a step (64 elements on
+//! AVX2, 256 on AVX-512) are compared and applied straight from the registers, no word
+//! buffer (`fused_avx2`, `fused_avx512`, sharing `fused`). The scalar path, and
+//! maps without a [`KeepMap::linear`] form, run over fixed blocks (fill [`BLOCK`] words
+//! = `2 BLOCK` elements, then a branch-free select). Each is compiled once per
+//! instruction set and chosen at run time.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -334,7 +334,7 @@ fn _config_warnings() -> Vec<String> {
     parallel::config_warnings()
 }
 
-/// The instruction set the kernels picked at run time ("avx2" or "scalar").
+/// The instruction set the kernels picked at run time ("avx512", "avx2" or "scalar").
 #[pyfunction]
 fn simd_isa() -> &'static str {
     rng::isa().name()

@@ -55,7 +55,7 @@ fn split(t: f32, bias: i32) -> (f32, f32) {
 
 /// `ln(u)` for float32 `u` in `[2^-32, 1]` (normal numbers): `u = m 2^e` with `m` in
 /// [sqrt(1/2), sqrt(2)), `s = (m - 1) / (m + 1)` (`|s| <= 0.1716`), `t = s^2`,
-/// `ln m = 2 atanh(s) = 2s + (2s t) g(t)` with [`ATANH_G`], then
+/// `ln m = 2 atanh(s) = 2s + (2s t) g(t)` with `ATANH_G`, then
 /// `e LN2_HI + (e LN2_LO + ln m)`. One division replaces a degree-8 polynomial: on
 /// Zen 1 the divider is idle while the FP pipes are the bottleneck. Within 2 ulp of
 /// the correctly rounded value (tested against libm).
