@@ -100,6 +100,7 @@ def test_bench_quick_dropout_table():
     proc = run_cli("bench", "--quick", "--only", "dropout")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "memcpy Melem/s" in proc.stdout and "1e+07" in proc.stdout
+    assert "1e+04-element call:" in proc.stdout and "Philox words alone" in proc.stdout
 
 
 def test_bench_quick_mc_table():

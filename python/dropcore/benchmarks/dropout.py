@@ -131,11 +131,38 @@ def run(quick: bool = False) -> list[str]:
         "dropcore us/call",
     ]
     title = f"Element dropout, float32, p={P}, {get_num_threads()} threads, {simd_isa()}"
-    tables = [print_table(title, headers, rows)]
+    tables = [print_table(title, headers, rows), small_call(min_time, repeat)]
     if "PyTorch" not in (extra or []):
         print(TORCH_MISSING + "\n", flush=True)
         tables.append(TORCH_MISSING + "\n")
     return tables
+
+
+def small_call(min_time: float, repeat: int, n: int = 10**4) -> str:
+    """One line: what an ``n``-element call costs beside the Philox words it draws.
+
+    Issue 11's bound for a small call is its words plus 1 us. The words alone are timed
+    through ``_core.philox_words`` (a binding call that also allocates the array), so
+    the comparison is call against call.
+    """
+    from .._core import philox_words
+    from ..dropout import dropout
+    from ..random import Generator
+
+    x = np.random.default_rng(0).random(n, dtype=np.float32)
+    dst = np.empty_like(x)
+    gen = Generator(0)
+    words = (n + 1) // 2
+    t_out = timeit(lambda: dropout(x, P, generator=gen, out=dst), min_time, repeat)
+    t_new = timeit(lambda: dropout(x, P, generator=gen), min_time, repeat)
+    t_words = timeit(lambda: philox_words(1, 0, words), min_time, repeat)
+    text = (
+        f"{n:.0e}-element call: {t_out * 1e6:.2f} us with out=, {t_new * 1e6:.2f} us with a new array; "
+        f"its {words:,} Philox words alone (philox_words): {t_words * 1e6:.2f} us, so the call costs "
+        f"words + {(t_out - t_words) * 1e6:.2f} us (out=) / + {(t_new - t_words) * 1e6:.2f} us (new array)\n"
+    )
+    print(text, flush=True)
+    return text
 
 
 def headline(quick: bool = True) -> list[str]:
