@@ -539,8 +539,9 @@ def test_a_kernel_failure_after_the_draw_gives_the_words_back(monkeypatch):
 
     monkeypatch.setattr(_core, "dropout", out_of_memory)
     # (the one-crossing fast path allocates before it draws and cannot fail after the
-    # draw; declining it sends the call down the general path, whose kernel fails here)
-    monkeypatch.setattr(_core, "dropout_call", lambda *args, **kwargs: None)
+    # draw; declining it sends the call down the general path, whose kernel fails here;
+    # dropout.py calls it through a module-level alias)
+    monkeypatch.setattr(sys.modules["dropcore.dropout"], "_dropout_call", lambda *args, **kwargs: None)
     with pytest.raises(MemoryError):
         F.dropout(np.ones(10), 0.5, generator=g)
     assert g.get_state() == (17, 3)
