@@ -330,6 +330,28 @@ fn fill_words_stepped(seed: u64, offset: u64, out: &mut [u32], mut step: impl Fn
     }
 }
 
+/// The ten round keys of `seed`: `(k0, k1)` bumped by the Weyl constants each round.
+#[cfg(target_arch = "x86_64")]
+fn round_keys(seed: u64) -> ([u32; 10], [u32; 10]) {
+    let (mut k0, mut k1) = ([seed as u32; 10], [(seed >> 32) as u32; 10]);
+    for r in 1..10 {
+        k0[r] = k0[r - 1].wrapping_add(PHILOX_W0);
+        k1[r] = k1[r - 1].wrapping_add(PHILOX_W1);
+    }
+    (k0, k1)
+}
+
+/// The constants the SIMD `Keys` fold rounds 1 and 2 into, for the blocks whose counter
+/// high word is `hi` (counter `(lo, hi, 0, 0)`): round 0 leaves `c0 = hi ^ k0` in every
+/// block, so round 1's product `M0 (hi ^ k0)` is the same for all. Returns
+/// `(hi(product) ^ k1 of round 1, lo(product) ^ k1 of round 2)`.
+#[cfg(target_arch = "x86_64")]
+fn folded_constants(seed: u64, hi: u32) -> (u32, u32) {
+    let (k0, k1) = (seed as u32, (seed >> 32) as u32);
+    let (ha, la) = mulhilo(PHILOX_M0, hi ^ k0);
+    (ha ^ k1.wrapping_add(PHILOX_W1), la ^ k1.wrapping_add(PHILOX_W1.wrapping_mul(2)))
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
     //! Philox4x32-10 on AVX2 with one block per 64-bit lane: vector `c0` holds word 0
@@ -390,17 +412,9 @@ pub(crate) mod avx2 {
         #[target_feature(enable = "avx2")]
         pub fn new(seed: u64) -> Self {
             let zero = _mm256_setzero_si256();
-            let (mut k0, mut k1) = (seed as u32, (seed >> 32) as u32);
-            let (mut v0, mut v1) = ([zero; 10], [zero; 10]);
-            for r in 0..10 {
-                if r > 0 {
-                    k0 = k0.wrapping_add(PHILOX_W0);
-                    k1 = k1.wrapping_add(PHILOX_W1);
-                }
-                v0[r] = _mm256_set1_epi32(k0 as i32);
-                v1[r] = _mm256_set1_epi32(k1 as i32);
-            }
-            let mut keys = Self { k0: v0, k1: v1, seed, hi: 0, c12: zero, x3: zero };
+            let (k0, k1) = round_keys(seed);
+            let (k0, k1) = (k0.map(|k| _mm256_set1_epi32(k as i32)), k1.map(|k| _mm256_set1_epi32(k as i32)));
+            let mut keys = Self { k0, k1, seed, hi: 0, c12: zero, x3: zero };
             keys.set_hi(0);
             keys
         }
@@ -408,10 +422,9 @@ pub(crate) mod avx2 {
         #[inline]
         #[target_feature(enable = "avx2")]
         fn set_hi(&mut self, hi: u32) {
-            let (k0, k1) = (self.seed as u32, (self.seed >> 32) as u32);
-            let (ha, la) = mulhilo(PHILOX_M0, hi ^ k0); // round 1's product of c0 = hi ^ k0
-            self.c12 = _mm256_set1_epi32((ha ^ k1.wrapping_add(PHILOX_W1)) as i32);
-            self.x3 = _mm256_set1_epi32((la ^ k1.wrapping_add(PHILOX_W1.wrapping_mul(2))) as i32);
+            let (c12, x3) = folded_constants(self.seed, hi);
+            self.c12 = _mm256_set1_epi32(c12 as i32);
+            self.x3 = _mm256_set1_epi32(x3 as i32);
             self.hi = hi;
         }
 
@@ -566,17 +579,9 @@ pub(crate) mod avx512 {
         #[target_feature(enable = "avx512f")]
         pub fn new(seed: u64) -> Self {
             let zero = _mm512_setzero_si512();
-            let (mut k0, mut k1) = (seed as u32, (seed >> 32) as u32);
-            let (mut v0, mut v1) = ([zero; 10], [zero; 10]);
-            for r in 0..10 {
-                if r > 0 {
-                    k0 = k0.wrapping_add(PHILOX_W0);
-                    k1 = k1.wrapping_add(PHILOX_W1);
-                }
-                v0[r] = _mm512_set1_epi32(k0 as i32);
-                v1[r] = _mm512_set1_epi32(k1 as i32);
-            }
-            let mut keys = Self { k0: v0, k1: v1, seed, hi: 0, c12: zero, x3: zero };
+            let (k0, k1) = round_keys(seed);
+            let (k0, k1) = (k0.map(|k| _mm512_set1_epi32(k as i32)), k1.map(|k| _mm512_set1_epi32(k as i32)));
+            let mut keys = Self { k0, k1, seed, hi: 0, c12: zero, x3: zero };
             keys.set_hi(0);
             keys
         }
@@ -584,10 +589,9 @@ pub(crate) mod avx512 {
         #[inline]
         #[target_feature(enable = "avx512f")]
         fn set_hi(&mut self, hi: u32) {
-            let (k0, k1) = (self.seed as u32, (self.seed >> 32) as u32);
-            let (ha, la) = super::mulhilo(PHILOX_M0, hi ^ k0); // round 1's product of c0 = hi ^ k0
-            self.c12 = _mm512_set1_epi32((ha ^ k1.wrapping_add(PHILOX_W1)) as i32);
-            self.x3 = _mm512_set1_epi32((la ^ k1.wrapping_add(PHILOX_W1.wrapping_mul(2))) as i32);
+            let (c12, x3) = folded_constants(self.seed, hi);
+            self.c12 = _mm512_set1_epi32(c12 as i32);
+            self.x3 = _mm512_set1_epi32(x3 as i32);
             self.hi = hi;
         }
 

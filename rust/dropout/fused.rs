@@ -94,3 +94,77 @@ pub(super) fn keep_lanes<const N: usize>(u: &[u16; N], t: u32, seed: u64, pos: H
     }
     m
 }
+
+/// One instruction set's fused kernel, as the shared [`chunk`] driver sees it: its step
+/// length, the few elements it finishes one by one, and its whole steps.
+pub(super) trait Steps<T: Real> {
+    /// Elements per step.
+    const STEP: usize;
+
+    /// `n` elements from lane `lead` of the step from the block holding `pos` (a
+    /// chunk's head or tail), one at a time by the scalar rule.
+    ///
+    /// # Safety
+    /// The instruction set is available; `x` readable and `o` writable for `n` elements
+    /// (equal or disjoint); `lead + n <= STEP`; `lead` is `pos`'s lane in its block.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn partial(&mut self, x: *const T, o: *mut T, n: usize, lead: usize, t: u32, lin: &Linear<T>, seed: u64, pos: HalfPos);
+
+    /// `steps` whole steps from the block-aligned `pos`: stored plainly, or streamed
+    /// when `stream` asks for it and the output's alignment allows.
+    ///
+    /// # Safety
+    /// The instruction set is available; `x` readable and `o` writable for
+    /// `steps * STEP` elements (equal or disjoint); `pos` starts a block.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn steps<const AFFINE: bool>(&mut self, x: *const T, o: *mut T, steps: usize, stream: bool, t: u32, seed: u64, pos: HalfPos);
+}
+
+/// One chunk on a fused kernel `s`: the head up to the first block boundary, whole
+/// steps, the tail; a fence after streaming stores. Always inlined into the instruction
+/// set's `#[target_feature]` wrapper.
+///
+/// # Safety
+/// `s`'s instruction set is available; `x` readable and `o` writable for `n` elements,
+/// equal or not overlapping.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn chunk<T: Real, S: Steps<T>, const AFFINE: bool>(
+    s: &mut S,
+    x: *const T,
+    o: *mut T,
+    n: usize,
+    stream: bool,
+    t: u32,
+    lin: &Linear<T>,
+    seed: u64,
+    start: HalfPos,
+) {
+    let mut i = 0;
+    let mut pos = start;
+    // Head: from inside a block to the end of its step.
+    let lead = (pos.word % 4) as usize * 2 + pos.odd as usize;
+    if lead != 0 && n > 0 {
+        let take = (S::STEP - lead).min(n);
+        // SAFETY: elements 0 .. take <= n; `lead + take <= STEP`.
+        unsafe { s.partial(x, o, take, lead, t, lin, seed, pos) };
+        i = take;
+        pos = pos.advance(take);
+    }
+    let steps = (n - i) / S::STEP;
+    if steps > 0 {
+        // SAFETY: elements i .. i + steps * STEP <= n; `pos` is block-aligned here.
+        unsafe { s.steps::<AFFINE>(x.add(i), o.add(i), steps, stream, t, seed, pos) };
+        i += steps * S::STEP;
+        pos = pos.advance(steps * S::STEP);
+    }
+    if i < n {
+        // SAFETY: elements i .. n, fewer than a step, from a block boundary.
+        unsafe { s.partial(x.add(i), o.add(i), n - i, 0, t, lin, seed, pos) };
+    }
+    if stream {
+        // SAFETY: SSE is part of the x86-64 baseline. Streaming stores are weakly
+        // ordered: the fence orders them before the chunk counts as done.
+        unsafe { std::arch::x86_64::_mm_sfence() };
+    }
+}

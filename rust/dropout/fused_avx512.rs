@@ -160,6 +160,50 @@ pub(super) unsafe fn run<T: Real>(src: Src<'_, T>, out: &mut [T], stream: bool, 
     true
 }
 
+/// A chunk's round keys and broadcast constants.
+struct State<T> {
+    keys: Keys,
+    c: Consts,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Lanes> fused::Steps<T> for State<T> {
+    const STEP: usize = STEP;
+
+    #[inline(always)]
+    unsafe fn partial(&mut self, x: *const T, o: *mut T, n: usize, lead: usize, t: u32, lin: &Linear<T>, seed: u64, pos: HalfPos) {
+        let u = lanes(&mut self.keys, pos);
+        // SAFETY: the caller's guarantee, for `n` elements.
+        unsafe { fused::finish(&u[lead..lead + n], x, o, t, lin, seed, pos) }
+    }
+
+    #[inline(always)]
+    unsafe fn steps<const AFFINE: bool>(&mut self, x: *const T, o: *mut T, steps: usize, stream: bool, t: u32, seed: u64, pos: HalfPos) {
+        let mode = match o as usize % 64 {
+            _ if !stream => PLAIN,
+            0 => STREAM64,
+            32 => STREAM32,
+            16 | 48 => STREAM16,
+            _ => PLAIN,
+        };
+        let ties = t & 0xffff != 0;
+        // SAFETY: `pos` is block-aligned here; the step range lies in the chunk; `mode` matches
+        // the alignment of `o` (rows keep it: 32 elements are a multiple of 64 bytes).
+        unsafe {
+            match (ties, mode) {
+                (false, PLAIN) => body::<T, AFFINE, false, PLAIN>(&mut self.keys, x, o, steps, t, &self.c, seed, pos),
+                (false, STREAM64) => body::<T, AFFINE, false, STREAM64>(&mut self.keys, x, o, steps, t, &self.c, seed, pos),
+                (false, STREAM32) => body::<T, AFFINE, false, STREAM32>(&mut self.keys, x, o, steps, t, &self.c, seed, pos),
+                (false, _) => body::<T, AFFINE, false, STREAM16>(&mut self.keys, x, o, steps, t, &self.c, seed, pos),
+                (true, PLAIN) => body::<T, AFFINE, true, PLAIN>(&mut self.keys, x, o, steps, t, &self.c, seed, pos),
+                (true, STREAM64) => body::<T, AFFINE, true, STREAM64>(&mut self.keys, x, o, steps, t, &self.c, seed, pos),
+                (true, STREAM32) => body::<T, AFFINE, true, STREAM32>(&mut self.keys, x, o, steps, t, &self.c, seed, pos),
+                (true, _) => body::<T, AFFINE, true, STREAM16>(&mut self.keys, x, o, steps, t, &self.c, seed, pos),
+            }
+        }
+    }
+}
+
 /// # Safety
 /// AVX-512F/BW/DQ are available; `x` readable and `o` writable for `n` elements, equal
 /// or not overlapping.
@@ -175,60 +219,15 @@ unsafe fn chunk<T: Lanes, const AFFINE: bool>(
     seed: u64,
     start: HalfPos,
 ) {
-    let mut keys = Keys::new(seed);
-    // SAFETY: AVX-512F is enabled here.
-    let c = unsafe { Consts { a: T::splat(lin.a), b: T::splat(lin.b.unwrap_or(T::zero())), dropped: T::splat(lin.dropped) } };
-    let mut i = 0;
-    let mut pos = start;
-    // Head: from inside a block to the end of its step.
-    let lead = (pos.word % 4) as usize * 2 + pos.odd as usize;
-    if lead != 0 && n > 0 {
-        let take = (STEP - lead).min(n);
-        // SAFETY: elements 0 .. take <= n.
-        unsafe { partial(&mut keys, x, o, take, lead, t, &lin, seed, pos) };
-        i = take;
-        pos = pos.advance(take);
-    }
-    let steps = (n - i) / STEP;
-    if steps > 0 {
-        // SAFETY: elements i .. i + steps * STEP <= n.
-        let (xb, ob) = unsafe { (x.add(i), o.add(i)) };
-        let mode = match ob as usize % 64 {
-            _ if !stream => PLAIN,
-            0 => STREAM64,
-            32 => STREAM32,
-            16 | 48 => STREAM16,
-            _ => PLAIN,
-        };
-        let ties = t & 0xffff != 0;
-        // SAFETY: `pos` is block-aligned here; the step range lies in the chunk; `mode` matches
-        // the alignment of `ob` (rows keep it: 32 elements are a multiple of 64 bytes).
-        unsafe {
-            match (ties, mode) {
-                (false, PLAIN) => body::<T, AFFINE, false, PLAIN>(&mut keys, xb, ob, steps, t, &c, seed, pos),
-                (false, STREAM64) => body::<T, AFFINE, false, STREAM64>(&mut keys, xb, ob, steps, t, &c, seed, pos),
-                (false, STREAM32) => body::<T, AFFINE, false, STREAM32>(&mut keys, xb, ob, steps, t, &c, seed, pos),
-                (false, _) => body::<T, AFFINE, false, STREAM16>(&mut keys, xb, ob, steps, t, &c, seed, pos),
-                (true, PLAIN) => body::<T, AFFINE, true, PLAIN>(&mut keys, xb, ob, steps, t, &c, seed, pos),
-                (true, STREAM64) => body::<T, AFFINE, true, STREAM64>(&mut keys, xb, ob, steps, t, &c, seed, pos),
-                (true, STREAM32) => body::<T, AFFINE, true, STREAM32>(&mut keys, xb, ob, steps, t, &c, seed, pos),
-                (true, _) => body::<T, AFFINE, true, STREAM16>(&mut keys, xb, ob, steps, t, &c, seed, pos),
-            }
-        }
-        i += steps * STEP;
-        pos = pos.advance(steps * STEP);
-    }
-    if i < n {
-        // SAFETY: elements i .. n.
-        unsafe { partial(&mut keys, x.add(i), o.add(i), n - i, 0, t, &lin, seed, pos) };
-    }
-    if stream {
-        // Streaming stores are weakly ordered: fence before the chunk counts as done.
-        _mm_sfence();
+    // SAFETY: this function enables the instruction set; the caller guarantees the rest.
+    unsafe {
+        let c = Consts { a: T::splat(lin.a), b: T::splat(lin.b.unwrap_or(T::zero())), dropped: T::splat(lin.dropped) };
+        let mut s = State::<T> { keys: Keys::new(seed), c, _t: std::marker::PhantomData };
+        fused::chunk::<T, State<T>, AFFINE>(&mut s, x, o, n, stream, t, &lin, seed, start)
     }
 }
 
-/// Whole steps from the step-aligned position `pos`.
+/// Whole steps from the block-aligned position `pos`.
 ///
 /// # Safety
 /// AVX-512F/BW/DQ are available; `x` readable and `o` writable for `steps * STEP`
@@ -300,19 +299,4 @@ fn lanes(keys: &mut Keys, pos: HalfPos) -> [u16; STEP] {
         unsafe { _mm512_storeu_si512(u.as_mut_ptr().add(ROW * q).cast(), *r) };
     }
     u
-}
-
-/// `n` elements from lane `lead` of the step from the block holding `pos` (a chunk's
-/// head or tail),
-/// one at a time by the scalar rule.
-///
-/// # Safety
-/// AVX-512F is available; `x` readable and `o` writable for `n` elements (equal or
-/// disjoint); `lead + n <= STEP`; `lead` is `pos`'s lane in its step.
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn partial<T: Lanes>(keys: &mut Keys, x: *const T, o: *mut T, n: usize, lead: usize, t: u32, lin: &Linear<T>, seed: u64, pos: HalfPos) {
-    let u = lanes(keys, pos);
-    // SAFETY: the caller's guarantee, for `n` elements.
-    unsafe { fused::finish(&u[lead..lead + n], x, o, t, lin, seed, pos) }
 }
