@@ -855,6 +855,64 @@ mod tests {
     }
 
     #[test]
+    fn random_calls_match_the_definition_on_every_path() {
+        // Lengths, start positions, output offsets (so every store alignment), thresholds
+        // (forced ties included) and maps drawn at random: every path, in place and not,
+        // against the scalar definition. A fixed LCG keeps the draw reproducible.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |m: u64| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % m
+        };
+        let x32 = awkward::<f32>(3000);
+        let x64 = awkward::<f64>(3000);
+        for _ in 0..300 {
+            let n = next(2900) as usize;
+            let skew = next(16) as usize;
+            let start = HalfPos::new(next(1 << 40), next(2) as u8);
+            let seed = next(1 << 62);
+            let threshold = match next(3) {
+                0 => next(1 << 32),
+                // T_hi equal to the first element's half-word: a tie at element 0 when T_lo != 0.
+                1 => ((rng::half(seed, start) as u64) << 16) | next(1 << 16),
+                _ => rng::keep_threshold(next(100) as f64 / 100.0),
+            };
+            let what = format!("n={n} skew={skew} start={start:?} seed={seed} t={threshold:#x}");
+            check_random_call(&x32[..n], skew, threshold, seed, start, &what);
+            check_random_call(&x64[..n], skew, threshold, seed, start, &what);
+        }
+    }
+
+    fn check_random_call<T: Real>(x: &[T], skew: usize, threshold: u64, seed: u64, start: HalfPos, what: &str) {
+        let n = x.len();
+        let scale = Scale(T::of(1.25));
+        let affine = Affine { a: T::of(1.7), b: T::of(-0.25), dropped: T::of(-1.75) };
+        let keep: Vec<bool> = (0..n).map(|i| rng::element_keep(seed, start.advance(i), threshold)).collect();
+        let want_s: Vec<T> = (0..n).map(|i| if keep[i] { x[i] * scale.0 } else { T::zero() }).collect();
+        let want_a: Vec<T> = (0..n).map(|i| if keep[i] { x[i] * affine.a + affine.b } else { affine.dropped }).collect();
+        for isa in rng::available_isas() {
+            let mut buf = vec![T::one(); n + 16];
+            let out = &mut buf[skew..skew + n];
+            masked_map_with(isa, x, out, threshold, scale, seed, start).unwrap();
+            assert_eq!(bits(out), bits(&want_s), "scale {isa:?} {what}");
+            masked_map_with(isa, x, out, threshold, affine, seed, start).unwrap();
+            assert_eq!(bits(out), bits(&want_a), "affine {isa:?} {what}");
+            out.copy_from_slice(x);
+            masked_map_inplace_with(isa, out, threshold, scale, seed, start);
+            assert_eq!(bits(out), bits(&want_s), "scale in place {isa:?} {what}");
+            if threshold != 0 && threshold < 1 << 32 {
+                // The same chunk with streaming stores, whatever its size (calls pick them
+                // only for outputs past the cache-size threshold).
+                let t = threshold as u32;
+                kernel::run(isa, Src::Other(x), out, true, t, scale, seed, start);
+                assert_eq!(bits(out), bits(&want_s), "scale streamed {isa:?} {what}");
+                kernel::run(isa, Src::Other(x), out, true, t, affine, seed, start);
+                assert_eq!(bits(out), bits(&want_a), "affine streamed {isa:?} {what}");
+            }
+        }
+    }
+
+    #[test]
     fn forced_ties_inside_whole_steps_on_every_path() {
         // A tie deep inside a long chunk (in a whole 64-element step, not the head or
         // tail), in the first and last row of its step, with T_lo on both sides of its
