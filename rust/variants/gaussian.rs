@@ -37,7 +37,7 @@ const MANT: u32 = 0x007f_ffff;
 /// `2s (1 + t g(t))` below 1e-9 before rounding.
 const ATANH_G: [u32; 3] = [0x3eaa_aabd, 0x3e4c_af5c, 0x3e18_f18a]; // 0.33333388, 0.19988769, 0.14935890
 /// `ln 2 = LN2_HI + LN2_LO`, `LN2_HI = 0.693359375` (9 bits: `e LN2_HI` is exact).
-const LN2_HI: f32 = 0.693_359_375;
+const LN2_HI: f32 = 355.0 / 512.0;
 #[allow(clippy::excessive_precision)] // Cephes' split of ln 2, digits as published
 const LN2_LO: f32 = -2.121_944_4e-4;
 
