@@ -78,6 +78,7 @@ impl Lanes for f32 {
             } else {
                 _mm256_and_ps(_mm256_castsi256_ps(m), y)
             };
+            // SAFETY: element 8h < 16 of the row the caller gave.
             let p = unsafe { o.add(8 * h) };
             // SAFETY: `p` is writable for 8 elements; the caller guarantees the
             // alignment each streaming mode needs (8h elements keep it: 32 bytes).
@@ -121,6 +122,7 @@ impl Lanes for f64 {
             } else {
                 _mm256_and_pd(_mm256_castsi256_pd(m), y)
             };
+            // SAFETY: element 4h < 16 of the row the caller gave.
             let p = unsafe { o.add(4 * h) };
             // SAFETY: `p` is writable for 4 elements; 4h f64 = 32h bytes keep the
             // alignment the caller guarantees for the streaming modes.
