@@ -31,10 +31,14 @@ def element_words(n: int) -> int:
 
 
 def run_python(code: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter (a crash there cannot take pytest down)."""
+    """Run ``code`` in a fresh interpreter (a crash there cannot take pytest down).
+
+    ``env`` is laid over this process's environment; a value of ``None`` unsets that variable.
+    """
+    merged = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        env={**os.environ, **(env or {})},
+        env={k: v for k, v in merged.items() if v is not None},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -174,9 +178,7 @@ def test_dropcore_simd_bogus_warns_once_at_import():
     assert quiet.stdout.splitlines()[0] == "0"
     # What this CPU can run, asked without DROPCORE_SIMD (the suite itself may run pinned
     # to a lower path, e.g. DROPCORE_SIMD=avx2 on an AVX-512 CPU).
-    unpinned = {k: v for k, v in os.environ.items() if k != "DROPCORE_SIMD"}
-    best = subprocess.run([sys.executable, "-c", "import dropcore._core as c; print(c.simd_isa())"],
-                          env=unpinned, capture_output=True, text=True, check=True).stdout.strip()
+    best = run_python("import dropcore._core as c; print(c.simd_isa())", env={"DROPCORE_SIMD": None}).stdout.strip()
     if best != "avx512":  # a CPU without AVX-512 asked for it
         r = run_python(code, env={"DROPCORE_SIMD": "avx512"})
         assert "which this CPU cannot run" in r.stdout
